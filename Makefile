@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Python packages come from pyproject.toml + uv.lock (installed by uv into .venv);
+# Debian packages the tests need are installed with apt-get when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install demo test lint format lab bench sysdeps clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv>=0.9,<1"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --all-extras --python $(PYTHON)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System tools the tests and the demo use (git for the sample project's history).
+sysdeps:
+	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+
+demo: install sysdeps
+	$(VENV)/bin/stagent-lab --home .stagent-demo demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install sysdeps lint
+	$(VENV)/bin/pytest
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: install sysdeps
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .stagent-demo .pytest_cache .ruff_cache

@@ -1,0 +1,145 @@
+"""Which runtimes exist, what each can do, and whether it can run here now.
+
+Runtime modules are imported lazily (and each imports its vendor SDK lazily), so listing the
+catalog never pulls in anthropic, openai or the Agent SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from stagent_lab.errors import RuntimeNotAvailableError
+from stagent_lab.runtimes.base import Availability, Runtime
+
+if TYPE_CHECKING:
+    from stagent_lab.profiles.model import Profile
+
+RUNTIME_IDS: tuple[str, ...] = (
+    "claude-code",
+    "openai-codex-app-server",
+    "anthropic-direct",
+    "openai-direct",
+    "ollama",
+    "scripted",
+)
+_MODULES: dict[str, str] = {
+    "claude-code": "stagent_lab.runtimes.claude_code:ClaudeCodeRuntime",
+    "openai-codex-app-server": "stagent_lab.runtimes.codex_app_server:CodexAppServerRuntime",
+    "anthropic-direct": "stagent_lab.runtimes.anthropic_direct:AnthropicDirectRuntime",
+    "openai-direct": "stagent_lab.runtimes.openai_direct:OpenAIDirectRuntime",
+    "ollama": "stagent_lab.runtimes.ollama:OllamaRuntime",
+    "scripted": "stagent_lab.runtimes.scripted:ScriptedRuntime",
+}
+_AVAILABILITY_TTL_S = 30.0
+
+
+class RuntimeCatalog:
+    def __init__(self, options: dict[str, dict[str, Any]] | None = None) -> None:
+        self.options: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (options or {}).items()}
+        self._avail: dict[str, tuple[float, Availability]] = {}
+        self._classes: dict[str, type[Runtime] | None] = {}
+        self._import_errors: dict[str, str] = {}
+
+    def ids(self) -> list[str]:
+        return list(RUNTIME_IDS)
+
+    def runtime_class(self, runtime_id: str) -> type[Runtime] | None:
+        if runtime_id not in _MODULES:
+            raise RuntimeNotAvailableError(
+                f"unknown runtime {runtime_id!r}; valid runtimes: {', '.join(RUNTIME_IDS)}"
+            )
+        if runtime_id not in self._classes:
+            mod_name, cls_name = _MODULES[runtime_id].split(":")
+            try:
+                cls = getattr(importlib.import_module(mod_name), cls_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == mod_name:
+                    self._import_errors[runtime_id] = "not included in this version of stagent_lab"
+                else:
+                    self._import_errors[runtime_id] = f"cannot import {exc.name}"
+                cls = None
+            except (ImportError, AttributeError) as exc:
+                self._import_errors[runtime_id] = str(exc)
+                cls = None
+            self._classes[runtime_id] = cls
+        return self._classes[runtime_id]
+
+    def configure(self, runtime_id: str, **options: Any) -> None:
+        """Set options (base_url, model, ...) used whenever this runtime is created."""
+        self.runtime_class(runtime_id)
+        self.options.setdefault(runtime_id, {}).update(options)
+        self._avail.pop(runtime_id, None)
+
+    def availability(self, runtime_id: str, *, refresh: bool = False) -> Availability:
+        cls = self.runtime_class(runtime_id)
+        if cls is None:
+            return Availability(False, self._import_errors.get(runtime_id, "unavailable"))
+        cached = self._avail.get(runtime_id)
+        if cached and not refresh and time.monotonic() - cached[0] < _AVAILABILITY_TTL_S:
+            return cached[1]
+        try:
+            avail = cls(**self.options.get(runtime_id, {})).availability()
+        except Exception as exc:  # a health check must never break listing
+            avail = Availability(False, f"health check failed: {exc}")
+        self._avail[runtime_id] = (time.monotonic(), avail)
+        return avail
+
+    def create(self, runtime_id: str, extra: dict[str, Any] | None = None) -> Runtime:
+        cls = self.runtime_class(runtime_id)
+        if cls is None:
+            raise RuntimeNotAvailableError(
+                f"runtime {runtime_id} is not available: {self._import_errors.get(runtime_id)}"
+            )
+        return cls(**{**self.options.get(runtime_id, {}), **(extra or {})})
+
+    def rows(self, refresh: bool = False) -> list[dict[str, Any]]:
+        out = []
+        for rid in RUNTIME_IDS:
+            cls = self.runtime_class(rid)
+            avail = self.availability(rid, refresh=refresh)
+            caps = asdict(cls.capabilities) if cls else {}
+            out.append(
+                {
+                    "runtime": rid,
+                    "label": cls.label if cls else "",
+                    "provider": cls.provider if cls else "",
+                    "usable": avail.usable,
+                    "reason": avail.reason,
+                    "default_model": cls.default_model if cls else None,
+                    **caps,
+                }
+            )
+        return out
+
+    def resolve(self, explicit: str | None, profile: Profile) -> tuple[str, list[str]]:
+        """Pick a runtime: explicit → profile preferredRuntime → first supported usable one.
+
+        Returns (runtime_id, notes) where notes explain any fallback, for the task log.
+        """
+        notes: list[str] = []
+        if explicit:
+            self.runtime_class(explicit)  # unknown id → error listing the valid ones
+            if not profile.runtime_supported(explicit):
+                supported = ", ".join([*profile.supported_runtimes, "scripted"])
+                raise RuntimeNotAvailableError(
+                    f"profile {profile.id} does not support runtime {explicit!r} "
+                    f"(supported: {supported})"
+                )
+            avail = self.availability(explicit)
+            if not avail.usable:
+                raise RuntimeNotAvailableError(f"runtime {explicit} is not usable: {avail.reason}")
+            return explicit, notes
+        candidates: list[str] = []
+        if profile.preferred_runtime:
+            candidates.append(profile.preferred_runtime)
+        candidates += [r for r in profile.supported_runtimes if r not in candidates]
+        for rid in candidates:
+            avail = self.availability(rid)
+            if avail.usable:
+                return rid, notes
+            notes.append(f"{rid} not usable: {avail.reason}")
+        notes.append("falling back to the offline scripted runtime")
+        return "scripted", notes
