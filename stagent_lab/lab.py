@@ -402,6 +402,44 @@ class Lab:
         self._fresh()
         return self.store.query_df("SELECT * FROM usage_ledger ORDER BY started_at")
 
+    # ---- analytics (stagent_lab.analytics; imported on first use) -----------------------
+
+    def cost_by(self, *dims: str, since: Any = None, until: Any = None) -> pd.DataFrame:
+        """Spend and tokens per profile / runtime / model / provider / project / activity /
+        task / hour / day / week / month, e.g. ``lab.cost_by("profile", "day")``."""
+        from stagent_lab import analytics
+
+        self._fresh()
+        return analytics.cost_by(self.store, *dims, since=since, until=until)
+
+    def outcomes(self, by: str | Sequence[str] | None = "profile") -> pd.DataFrame:
+        """Tasks, success rate, p50/p95 duration and turns, and cost per group."""
+        from stagent_lab import analytics
+
+        self._fresh()
+        return analytics.outcomes(self.store, by=by)
+
+    def failures(self, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Failed tasks counted by reason (numbers in reasons folded to N)."""
+        from stagent_lab import analytics
+
+        self._fresh()
+        return analytics.failures(self.store, by=by)
+
+    def plot_cost(self, freq: str = "day", by: str | None = None, *, cumulative: bool = False):
+        """A matplotlib Figure of spend per ``freq`` (one line per ``by`` group); shows inline."""
+        from stagent_lab.analytics.plots import plot_cost_over_time
+
+        self._fresh()
+        return plot_cost_over_time(self.store, freq, by, cumulative=cumulative)
+
+    def plot_success(self, by: str = "profile"):
+        """A matplotlib Figure with each profile's success rate (completed / finished)."""
+        from stagent_lab.analytics.plots import plot_success_by_profile
+
+        self._fresh()
+        return plot_success_by_profile(self.store, by=by)
+
     def subscribe(self, fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call ``fn(event)`` on the engine thread for every event; returns an unsubscribe."""
         self.engine.subscribers.append(fn)

@@ -214,80 +214,167 @@ def _validate_path_glob(pattern: str, text: str) -> None:
 # ---- glob engines --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
-def _bash_regex(pattern: str) -> re.Pattern[str]:
-    """``*`` = any run of characters except newlines, ``?`` = one such character, ``\\x`` = x.
+# Globs are matched with a two-pointer wildcard algorithm (O(len(text) * len(glob)) at worst)
+# rather than a backtracking regex: an agent controls the text, and a regex such as
+# "a.*b.*c.*d" against a long crafted command or path can take hours.
 
-    A trailing `` *`` (or Claude Code's ``:*``) also matches the bare command: ``git log *``
-    matches ``git log`` as well as ``git log -5`` (but never ``git logx``).
-    """
-    bare_ok = pattern.endswith((" *", ":*"))  # the '*' follows ' ' or ':', so it is unescaped
-    body = pattern[:-2] if bare_ok else pattern
-    out: list[str] = []
+_STAR = ("*",)
+_ONE = ("?",)
+_Token = tuple
+
+
+def _tokenize(glob: str, *, classes: bool) -> tuple[_Token, ...]:
+    """``*``, ``?``, ``\\x`` (a literal x) and, when ``classes``, ``[...]`` / ``[!...]``."""
+    out: list[_Token] = []
     i = 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            out.append(re.escape(body[i + 1]))
-            i += 2
-            continue
-        out.append("[^\n\r]*" if c == "*" else "[^\n\r]" if c == "?" else re.escape(c))
-        i += 1
-    regex = "".join(out) + ("(?: [^\n\r]*)?" if bare_ok else "")
-    return re.compile(regex)
-
-
-def _bash_matches(pattern: str, line: str, mode: Mode) -> bool:
-    regex = _bash_regex(pattern)
-    if mode == "deny":
-        return any(regex.fullmatch(t) for t in deny_texts(line) if t)
-    analysis = analyze_command(line)
-    if not analysis.coverable:
-        return False
-    return any(c.text and regex.fullmatch(c.text) for c in analysis.commands)
-
-
-def _segment_regex(seg: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(seg):
-        c = seg[i]
-        if c == "\\" and i + 1 < len(seg):
-            out.append(re.escape(seg[i + 1]))
+    while i < len(glob):
+        c = glob[i]
+        if c == "\\" and i + 1 < len(glob):
+            out.append(("c", glob[i + 1]))
             i += 2
             continue
         if c == "*":
-            while i + 1 < len(seg) and seg[i + 1] == "*":
-                i += 1
-            out.append("[^/]*")
+            if not out or out[-1] is not _STAR:  # "**" inside a segment is just "*"
+                out.append(_STAR)
         elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and seg.find("]", i + 2) > 0:
-            close = seg.find("]", i + 2)
-            inner = seg[i + 1 : close]
+            out.append(_ONE)
+        elif c == "[" and classes and glob.find("]", i + 2) > 0:
+            close = glob.find("]", i + 2)
+            inner = glob[i + 1 : close]
             negate = inner[:1] in ("!", "^")
             if negate:
                 inner = inner[1:]
-            # Inside a class only '-' keeps a meaning (ranges); everything else is literal.
-            inner = re.sub(r"([\\\]\[^])", r"\\\1", inner)
-            out.append(f"[^/{inner}]" if negate else f"(?!/)[{inner}]")
+            out.append(("[", negate, inner))
             i = close
         else:
-            out.append(re.escape(c))
+            out.append(("c", c))
         i += 1
-    return "".join(out)
+    return tuple(out)
+
+
+def _in_class(token: _Token, ch: str) -> bool:
+    _, negate, inner = token
+    hit = False
+    j = 0
+    while j < len(inner):
+        if j + 2 < len(inner) and inner[j + 1] == "-":
+            hit = hit or inner[j] <= ch <= inner[j + 2]
+            j += 3
+        else:
+            hit = hit or inner[j] == ch
+            j += 1
+    return hit != negate
+
+
+def _accepts(token: _Token, ch: str) -> bool:
+    kind = token[0]
+    if kind == "c":
+        return token[1] == ch
+    if kind == "?":
+        return True
+    return _in_class(token, ch)
+
+
+def _wild(tokens: tuple[_Token, ...], text: str) -> bool:
+    """Classic wildcard matching: remember the last ``*`` and let it absorb one more
+    character whenever the rest fails. Callers make sure ``*`` may absorb any character."""
+    p = t = 0
+    star, mark = -1, 0
+    n = len(tokens)
+    while t < len(text):
+        if p < n and tokens[p] is _STAR:
+            star, mark = p, t
+            p += 1
+        elif p < n and _accepts(tokens[p], text[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            mark += 1
+            t, p = mark, star + 1
+        else:
+            return False
+    while p < n and tokens[p] is _STAR:
+        p += 1
+    return p == n
+
+
+_LINE_BREAK = re.compile(r"([\n\r])")
 
 
 @functools.lru_cache(maxsize=1024)
-def _path_regex(glob: str) -> re.Pattern[str]:
-    """Compile an absolute path glob: ``*`` stays in one segment, a ``**`` segment crosses
-    any number of them (``/p/**`` matches ``/p`` itself and everything below it)."""
+def _bash_glob(pattern: str) -> tuple[tuple[tuple[_Token, ...], ...], ...]:
+    """``*`` = any run of characters except newlines, ``?`` = one such character, ``\\x`` = x.
+
+    A trailing `` *`` (or Claude Code's ``:*``) also matches the bare command: ``git log *``
+    matches ``git log`` as well as ``git log -5`` (but never ``git logx``). Returns the
+    alternatives, each split at its literal line breaks.
+    """
+    bare_ok = pattern.endswith((" *", ":*"))  # the '*' follows ' ' or ':', so it is unescaped
+    alternatives = [pattern[:-2] + " *", pattern[:-2]] if bare_ok else [pattern]
+    out = []
+    for alt in alternatives:
+        tokens = _tokenize(alt, classes=False)
+        pieces: list[list[_Token]] = [[]]
+        for tok in tokens:
+            if tok[0] == "c" and tok[1] in "\n\r":
+                pieces.append([("c", tok[1])])  # a piece starts with its line break
+            else:
+                pieces[-1].append(tok)
+        out.append(tuple(tuple(piece) for piece in pieces))
+    return tuple(out)
+
+
+def _bash_text_matches(pattern: str, text: str) -> bool:
+    """Line breaks in the text must meet literal line breaks in the glob; between them a
+    ``*`` never sees a line break, so the plain wildcard algorithm is exact."""
+    if not text:
+        return False
+    parts = _LINE_BREAK.split(text)
+    pieces = [parts[0]] + [parts[k] + parts[k + 1] for k in range(1, len(parts), 2)]
+    for alternative in _bash_glob(pattern):
+        if len(alternative) == len(pieces) and all(
+            _wild(tokens, piece) for tokens, piece in zip(alternative, pieces, strict=True)
+        ):
+            return True
+    return False
+
+
+def _bash_matches(pattern: str, line: str, mode: Mode) -> bool:
+    if mode == "deny":
+        return any(_bash_text_matches(pattern, t) for t in deny_texts(line))
+    analysis = analyze_command(line)
+    if not analysis.coverable:
+        return False
+    return all(_bash_text_matches(pattern, c.text) for c in analysis.commands)
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_glob(glob: str) -> tuple[tuple[_Token, ...] | None, ...]:
+    """Segments of an absolute path glob; None stands for a ``**`` segment."""
     segments = _split_unescaped(glob)[1:]  # drop the empty root segment
-    out: list[str] = []
-    for seg in segments:
-        out.append("(?:/.*)?" if seg == "**" else "/" + _segment_regex(seg))
-    regex = "".join(out) or "/"
-    return re.compile(regex, re.DOTALL)
+    if segments == [""]:
+        return ()  # the glob "/" itself
+    return tuple(None if seg == "**" else _tokenize(seg, classes=True) for seg in segments)
+
+
+def _path_glob_matches(glob: str, path: str) -> bool:
+    """``*`` stays in one segment, a ``**`` segment spans any number of them (so ``/p/**``
+    matches ``/p`` itself and everything below it)."""
+    pattern = _path_glob(glob)
+    names = [] if path == "/" else path.split("/")[1:]
+    m, n = len(pattern), len(names)
+    # rest[j]: does pattern[i:] match names[j:]? Filled from the last pattern segment back.
+    rest = [j == n for j in range(n + 1)]
+    for i in range(m - 1, -1, -1):
+        seg = pattern[i]
+        cur = [False] * (n + 1)
+        for j in range(n, -1, -1):
+            if seg is None:
+                cur[j] = rest[j] or (j < n and cur[j + 1])
+            else:
+                cur[j] = j < n and rest[j + 1] and _wild(seg, names[j])
+        rest = cur
+    return rest[0]
 
 
 def _split_unescaped(glob: str) -> list[str]:
@@ -367,9 +454,9 @@ def _rule_globs(pattern: str, working_dir: str | Path | None) -> list[str]:
 def _path_matches(pattern: str, value: str, working_dir: str | Path | None, mode: Mode) -> bool:
     if not value or "\x00" in value or "\x00" in pattern:
         return False
-    regexes = [_path_regex(g) for g in _rule_globs(pattern, working_dir)]
+    globs = _rule_globs(pattern, working_dir)
     forms = _input_paths(value, working_dir)
-    hits = [any(r.fullmatch(p) for r in regexes) for p in forms]
+    hits = [any(_path_glob_matches(g, p) for g in globs) for p in forms]
     return any(hits) if mode == "deny" else all(hits)
 
 

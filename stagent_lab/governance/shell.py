@@ -56,6 +56,8 @@ class ShellAnalysis:
 
 _NAME_START = re.compile(r"[A-Za-z_]")
 _SPECIAL_PARAMS = set("@*#?-$!0123456789")
+# After these (or at the end of the line) a '$' is just a dollar sign in every common shell.
+_LITERAL_AFTER_DOLLAR = set(" \t\n\r/.,:%;|&<>)}]")
 # C0 controls other than tab, newline and carriage return, plus DEL: never legitimate here.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -240,6 +242,9 @@ class _Lexer:
             self.refuse("ANSI-C quoting $'...' is not interpreted by the rule matcher")
         elif not quoted and nxt == '"':
             self.refuse('locale quoting $"..." is not interpreted by the rule matcher')
+        elif nxt and nxt not in _LITERAL_AFTER_DOLLAR and not (quoted and nxt == '"'):
+            # $[...] (old arithmetic), zsh's $=x $~x $^x $+x, and anything unfamiliar.
+            self.refuse(f"'${nxt}' may be an expansion; only a bare '$' is taken literally")
         self.word.add("$", quoted)
         self.i += 1
 

@@ -55,9 +55,10 @@ def _sdk() -> Any:
 
 
 class AnthropicDirectRuntime(Runtime):
-    """Options: ``api_key``, ``base_url``, ``client`` (an AsyncAnthropic), ``max_retries``,
-    ``stall_timeout_s``, ``request_timeout_s``, ``max_tokens``, ``retry_base_s``,
-    ``retry_max_s``, ``retry_after_cap_s``. Task options (``ctx.options``) override them."""
+    """Options: ``api_key``, ``base_url``, ``client`` (an AsyncAnthropic), ``model``,
+    ``max_retries``, ``stall_timeout_s``, ``request_timeout_s``, ``max_tokens``,
+    ``retry_base_s``, ``retry_max_s``, ``retry_after_cap_s``. Task options (``ctx.options``)
+    override them."""
 
     id = "anthropic-direct"
     label = "Anthropic API (direct)"
@@ -111,7 +112,7 @@ class AnthropicDirectRuntime(Runtime):
         self, ctx: RunContext, sdk: Any, client: Any, opt: Any, key: str | None
     ) -> AsyncIterator[RuntimeEvent]:
         overrides = _retry.capability_overrides(ctx, self.id)
-        model = ctx.model or overrides.model or self.default_model
+        model = ctx.model or overrides.model or opt("model") or self.default_model
         policy = _retry.RetryPolicy.from_options(opt)
         stall_s = float(opt("stall_timeout_s", _retry.DEFAULT_STALL_TIMEOUT_S))
         secrets = (key, getattr(client, "api_key", None))

@@ -42,14 +42,27 @@ class RuntimeCatalog:
         self._avail: dict[str, tuple[float, Availability]] = {}
         self._classes: dict[str, type[Runtime] | None] = {}
         self._import_errors: dict[str, str] = {}
+        self._custom: dict[str, type[Runtime]] = {}
 
     def ids(self) -> list[str]:
-        return list(RUNTIME_IDS)
+        return [*RUNTIME_IDS, *self._custom]
+
+    def register(self, cls: type[Runtime]) -> None:
+        """Add a runtime class of your own (see docs/writing-a-runtime.md)."""
+        if not (isinstance(cls, type) and issubclass(cls, Runtime)) or not getattr(cls, "id", ""):
+            raise TypeError("register() takes a Runtime subclass with an `id`")
+        if cls.id in _MODULES:
+            raise ValueError(f"runtime id {cls.id!r} is built in; choose another id")
+        self._custom[cls.id] = cls
+        self._classes[cls.id] = cls
+        self._avail.pop(cls.id, None)
 
     def runtime_class(self, runtime_id: str) -> type[Runtime] | None:
+        if runtime_id in self._custom:
+            return self._custom[runtime_id]
         if runtime_id not in _MODULES:
             raise RuntimeNotAvailableError(
-                f"unknown runtime {runtime_id!r}; valid runtimes: {', '.join(RUNTIME_IDS)}"
+                f"unknown runtime {runtime_id!r}; valid runtimes: {', '.join(self.ids())}"
             )
         if runtime_id not in self._classes:
             mod_name, cls_name = _MODULES[runtime_id].split(":")
@@ -97,7 +110,7 @@ class RuntimeCatalog:
 
     def rows(self, refresh: bool = False) -> list[dict[str, Any]]:
         out = []
-        for rid in RUNTIME_IDS:
+        for rid in self.ids():
             cls = self.runtime_class(rid)
             avail = self.availability(rid, refresh=refresh)
             caps = asdict(cls.capabilities) if cls else {}
@@ -122,7 +135,8 @@ class RuntimeCatalog:
         notes: list[str] = []
         if explicit:
             self.runtime_class(explicit)  # unknown id → error listing the valid ones
-            if not profile.runtime_supported(explicit):
+            # Profiles can only name built-in runtimes, so a registered one is allowed for any.
+            if explicit not in self._custom and not profile.runtime_supported(explicit):
                 supported = ", ".join([*profile.supported_runtimes, "scripted"])
                 raise RuntimeNotAvailableError(
                     f"profile {profile.id} does not support runtime {explicit!r} "

@@ -71,10 +71,10 @@ class _StreamErrorLine(Exception):
 
 class OllamaRuntime(Runtime):
     """Options: ``base_url`` (else ``OLLAMA_HOST``), ``api_key`` (else ``OLLAMA_API_KEY``),
-    ``client`` (an httpx.AsyncClient whose base_url is the Ollama host), ``max_retries``,
+    ``client`` (an httpx.AsyncClient whose base_url is the Ollama host), ``model``, ``max_retries``,
     ``stall_timeout_s``, ``request_timeout_s``, ``keep_alive``, ``model_options`` (Ollama's
     ``options`` object: temperature, num_ctx ...), ``retry_base_s``, ``retry_max_s``,
-    ``retry_after_cap_s``."""
+    ``retry_after_cap_s``. Task options (``ctx.options``) override them."""
 
     id = "ollama"
     label = "Ollama (local)"
@@ -140,7 +140,7 @@ class OllamaRuntime(Runtime):
         self, ctx: RunContext, client: httpx.AsyncClient, opt: Any, key: str | None
     ) -> AsyncIterator[RuntimeEvent]:
         overrides = _retry.capability_overrides(ctx, self.id)
-        model = ctx.model or overrides.model or self.default_model
+        model = ctx.model or overrides.model or opt("model") or self.default_model
         policy = _retry.RetryPolicy.from_options(opt)
         stall_s = float(opt("stall_timeout_s", _retry.DEFAULT_STALL_TIMEOUT_S))
 
@@ -222,7 +222,7 @@ class OllamaRuntime(Runtime):
         headers: dict[str, str],
         stall_s: float,
     ) -> AsyncIterator[Any]:
-        """One streamed chat call: text deltas, then CallDone({text, thinking, tool_calls, final})."""
+        """One streamed chat call: text deltas, then CallDone(text, thinking, calls, final)."""
         call = client.stream("POST", "/api/chat", json=request, headers=headers)
         response = await _retry.first_within(call.__aenter__(), stall_s)
         try:

@@ -64,8 +64,9 @@ class _ResponseError(Exception):
 
 class OpenAIDirectRuntime(Runtime):
     """Options: ``api_key``, ``base_url`` (ends in ``/v1``), ``client`` (an AsyncOpenAI),
-    ``max_retries``, ``stall_timeout_s``, ``request_timeout_s``, ``max_output_tokens``,
-    ``store``, ``retry_base_s``, ``retry_max_s``, ``retry_after_cap_s``."""
+    ``model``, ``max_retries``, ``stall_timeout_s``, ``request_timeout_s``, ``max_output_tokens``,
+    ``store``, ``retry_base_s``, ``retry_max_s``, ``retry_after_cap_s``. Task options
+    (``ctx.options``) override them."""
 
     id = "openai-direct"
     label = "OpenAI API (direct)"
@@ -118,7 +119,7 @@ class OpenAIDirectRuntime(Runtime):
         self, ctx: RunContext, sdk: Any, client: Any, opt: Any, key: str | None
     ) -> AsyncIterator[RuntimeEvent]:
         overrides = _retry.capability_overrides(ctx, self.id)
-        model = ctx.model or overrides.model or self.default_model
+        model = ctx.model or overrides.model or opt("model") or self.default_model
         policy = _retry.RetryPolicy.from_options(opt)
         stall_s = float(opt("stall_timeout_s", _retry.DEFAULT_STALL_TIMEOUT_S))
         secrets = (key, getattr(client, "api_key", None))
@@ -141,7 +142,9 @@ class OpenAIDirectRuntime(Runtime):
 
         while True:
             ctx.begin_turn()
-            attempt = functools.partial(self._stream_once, client, {**params, "input": items}, stall_s)
+            attempt = functools.partial(
+                self._stream_once, client, {**params, "input": items}, stall_s
+            )
             response: Any = None
             async for item in _retry.call_with_retries(
                 attempt,
@@ -163,7 +166,9 @@ class OpenAIDirectRuntime(Runtime):
                     yield Notice(f"response incomplete: {reason}", {"reason": reason})
                 yield Result(_output_text(output))
                 return
-            items.extend(o.model_dump(mode="json", exclude_none=True, by_alias=True) for o in output)
+            items.extend(
+                o.model_dump(mode="json", exclude_none=True, by_alias=True) for o in output
+            )
             for call in calls:
                 try:
                     arguments = json.loads(call.arguments or "{}")
@@ -188,9 +193,7 @@ class OpenAIDirectRuntime(Runtime):
         self, client: Any, request: dict[str, Any], stall_s: float
     ) -> AsyncIterator[Any]:
         """One streamed call: text deltas as they come, then CallDone(final response)."""
-        stream = await _retry.first_within(
-            client.responses.create(**request, stream=True), stall_s
-        )
+        stream = await _retry.first_within(client.responses.create(**request, stream=True), stall_s)
         try:
             final = None
             async for event in _retry.iter_with_stall(stream, stall_s):

@@ -10,7 +10,8 @@ It plays a script of steps through the same governed path as a model runtime wou
     {"fail": "reason"}                       the run fails with this reason
 
 A script is a list of steps, a YAML string holding one (or a mapping with ``steps:``), or a
-Python callable ``fn(prompt, profile)`` returning a list or a generator; a generator receives
+Python callable ``fn(prompt, profile)`` (or ``fn(prompt, profile, ctx)`` to see the run context)
+returning a list or a generator; a generator receives
 each tool's output (or the operator's answer) as the value of its ``yield``. With no script the
 runtime runs a default plan for the profile that does real work with its tools.
 
@@ -127,7 +128,15 @@ class ScriptedRuntime(Runtime):
 
             gen = default_plan(ctx)
         elif callable(script):
-            produced = script(ctx.prompt, ctx.profile)
+            # fn(prompt, profile) or fn(prompt, profile, ctx): the third form sees the run
+            # context (instructions, working_dir, ...), which tests use to check what a run got.
+            try:
+                n_params = len(inspect.signature(script).parameters)
+            except (TypeError, ValueError):
+                n_params = 2
+            produced = script(ctx.prompt, ctx.profile, ctx) if n_params >= 3 else script(
+                ctx.prompt, ctx.profile
+            )
             gen = produced if inspect.isgenerator(produced) else _as_generator(load_script(produced))
         else:
             gen = _as_generator(script)

@@ -126,7 +126,7 @@ def _review_report(files, findings, read_notes, history, status: str | None) -> 
             lines.append("Recent commits: " + "; ".join(first) + ".")
     if status is not None and _denied(status):
         lines.append(f"Working tree not inspected: {_lines(status)[0]}")
-    elif status is not None and status.strip():
+    elif status is not None and status.strip() and status.strip() != "(no output)":
         changed = _lines(status)
         lines.append(f"Uncommitted changes ({len(changed)}): " + "; ".join(changed[:5]) + ".")
     elif status is not None:

@@ -187,3 +187,48 @@ def m001_core(con: duckdb.DuckDBPyConnection) -> None:
             created_at TIMESTAMP NOT NULL
         )"""
     )
+
+
+@migration
+def m002_memory_and_handoffs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE agent_memory (
+            id VARCHAR PRIMARY KEY,
+            profile_id VARCHAR NOT NULL,
+            project_id VARCHAR,
+            category VARCHAR NOT NULL,
+            content VARCHAR NOT NULL,
+            confidence INTEGER NOT NULL DEFAULT 700,
+            source_task_id VARCHAR,
+            tags VARCHAR,
+            last_accessed_at TIMESTAMP,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            decay_rate INTEGER NOT NULL DEFAULT 10,
+            status VARCHAR NOT NULL DEFAULT 'active',
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )"""
+    )
+    con.execute("CREATE INDEX agent_memory_profile ON agent_memory (profile_id, status)")
+    con.execute(
+        """
+        CREATE TABLE agent_messages (
+            id VARCHAR PRIMARY KEY,
+            from_profile_id VARCHAR NOT NULL,
+            to_profile_id VARCHAR NOT NULL,
+            source_task_id VARCHAR,
+            target_task_id VARCHAR,
+            subject VARCHAR NOT NULL,
+            body VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            requires_approval BOOLEAN NOT NULL DEFAULT false,
+            inbox_item_id VARCHAR,
+            parent_message_id VARCHAR,
+            chain_depth INTEGER NOT NULL DEFAULT 0,
+            reason VARCHAR,
+            expires_at TIMESTAMP,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )"""
+    )

@@ -112,8 +112,7 @@ def message_events(fake: FakeServer, turn: Turn, model: str) -> list[tuple[str, 
         if block["type"] == "thinking":
             start = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [
-                {"type": "thinking_delta", "thinking": piece}
-                for piece in _pieces(turn["thinking"])
+                {"type": "thinking_delta", "thinking": piece} for piece in _pieces(turn["thinking"])
             ]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
         elif block["type"] == "text":
@@ -154,6 +153,8 @@ def message_events(fake: FakeServer, turn: Turn, model: str) -> list[tuple[str, 
 
 class AnthropicFake(FakeServer):
     """Speaks the Messages API. Point the SDK at it with ``base_url=fake.base_url``."""
+
+    endpoints = (("POST", MESSAGES_PATH),)
 
     def script(self, *entries: Any) -> None:
         """Queue replies for ``POST /v1/messages``: turn dicts and/or faults."""

@@ -203,10 +203,11 @@ class FakeServer:
     """
 
     stream_content_type = "text/event-stream"
+    endpoints: tuple[tuple[str, str], ...] = ()  # (method, path) the provider serves
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: dict[tuple[str, str], deque[Entry]] = {}
+        self._queues: dict[tuple[str, str], deque[Entry]] = {key: deque() for key in self.endpoints}
         self._defaults: dict[tuple[str, str], Entry] = {}
         self._requests: list[RecordedRequest] = []
         self._sockets: set[socket.socket] = set()

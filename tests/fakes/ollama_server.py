@@ -32,6 +32,8 @@ CREATED_AT = "2025-10-01T12:00:00.000000Z"
 class OllamaFake(FakeServer):
     """Speaks Ollama's /api/chat, /api/version and /api/tags. ``base_url`` is the host URL."""
 
+    endpoints = (("POST", CHAT_PATH),)
+
     stream_content_type = "application/x-ndjson"
 
     def __init__(self, models: list[str] | None = None) -> None:
@@ -62,9 +64,7 @@ class OllamaFake(FakeServer):
             msg = {"role": "assistant", "content": "", "thinking": piece}
             out.append({**head, "message": msg, "done": False})
         for piece in _pieces(turn.get("text")):
-            out.append(
-                {**head, "message": {"role": "assistant", "content": piece}, "done": False}
-            )
+            out.append({**head, "message": {"role": "assistant", "content": piece}, "done": False})
         calls = _tool_calls(turn)
         if calls:
             msg = {"role": "assistant", "content": "", "tool_calls": calls}

@@ -6,7 +6,8 @@ Streams the events the API sends, each with a ``sequence_number`` counting from 
 ``response.output_text.delta``…, ``response.output_text.done``, ``response.content_part.done``;
 function call: ``response.function_call_arguments.delta``…, ``.done``) →
 ``response.output_item.done``, and finally ``response.completed`` whose ``response.usage`` has
-``input_tokens``, ``input_tokens_details.cached_tokens``, ``output_tokens``,
+``input_tokens``, ``input_tokens_details.cached_tokens`` (and ``cache_write_tokens``, which
+the current SDK types require), ``output_tokens``,
 ``output_tokens_details.reasoning_tokens`` and ``total_tokens``. Errors use
 ``{"error": {"message", "type", "param", "code"}}``. The Codex CLI talks to this same fake, so
 field names and order follow the API.
@@ -51,9 +52,10 @@ def usage_object(turn: Turn) -> dict[str, Any]:
         return given
     inp = given.get("input_tokens", 12)
     out = given.get("output_tokens", 7)
-    details: dict[str, int] = {"cached_tokens": given.get("cached_tokens", 0)}
-    if "cache_write_tokens" in given:
-        details["cache_write_tokens"] = given["cache_write_tokens"]
+    details = {
+        "cached_tokens": given.get("cached_tokens", 0),
+        "cache_write_tokens": given.get("cache_write_tokens", 0),
+    }
     return {
         "input_tokens": inp,
         "input_tokens_details": details,
@@ -65,6 +67,8 @@ def usage_object(turn: Turn) -> dict[str, Any]:
 
 class OpenAIFake(FakeServer):
     """Speaks the Responses API. Point the SDK at ``base_url=fake.base_url + "/v1"``."""
+
+    endpoints = (("POST", RESPONSES_PATH),)
 
     def script(self, *entries: Any) -> None:
         """Queue replies for ``POST /v1/responses``: turn dicts and/or faults."""
@@ -163,9 +167,9 @@ class OpenAIFake(FakeServer):
         rid = turn.get("id") or self.next_id("resp")
         items = self._items(turn)
         events: list[dict[str, Any]] = [
-            {"type": "response.created", "response": self._response(request, rid, "in_progress", [], None)},
-            {"type": "response.in_progress", "response": self._response(request, rid, "in_progress", [], None)},
-        ]  # fmt: skip
+            {"type": kind, "response": self._response(request, rid, "in_progress", [], None)}
+            for kind in ("response.created", "response.in_progress")
+        ]
         for index, item in enumerate(items):
             base = {"output_index": index}
             if item["type"] == "message":

@@ -14,10 +14,15 @@ def _decisions(handle):
 
 
 def test_waiting_task_resumes_right_after_decide_from_another_thread(lab, project):
-    handle = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Bash", "input": {"command": "echo approved-run"}},
-        {"say": "done"},
-    ])
+    handle = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[
+            {"tool": "Bash", "input": {"command": "echo approved-run"}},
+            {"say": "done"},
+        ],
+    )
     items = lab.wait_inbox(timeout=20, task=handle.id)
     assert handle.status == "waiting"
     item = items.iloc[0]
@@ -57,8 +62,12 @@ def test_always_saves_rule_and_next_identical_request_skips_inbox(lab, project):
     d = _decisions(second)[0]
     assert d["tier"] == "rule" and d["rule"] == "Bash(command:git log *)"
     # ...but the rule never covers a compound command hiding something else.
-    third = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Bash", "input": {"command": "git log -1 && touch pwned"}}, {"say": "ok"}])
+    third = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[{"tool": "Bash", "input": {"command": "git log -1 && touch pwned"}}, {"say": "ok"}],
+    )
     item3 = lab.wait_inbox(timeout=20, task=third.id).iloc[0]
     lab.decide(item3["id"], "deny", "no")
     third.wait(timeout=20)
@@ -66,8 +75,12 @@ def test_always_saves_rule_and_next_identical_request_skips_inbox(lab, project):
 
 
 def test_always_with_edited_rule_and_bad_rule(lab, project):
-    h = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Bash", "input": {"command": "ls src"}}, {"say": "ok"}])
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[{"tool": "Bash", "input": {"command": "ls src"}}, {"say": "ok"}],
+    )
     item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
     with pytest.raises(RuleSyntaxError):
         lab.decide(item["id"], "always", rule="Bash(command:ls *")
@@ -99,14 +112,22 @@ def test_deny_message_reaches_the_agent(lab, project):
 
 def test_cascade_tiers_are_logged(lab, project):
     lab.add_rule("Bash(command:echo *)", "deny", scope="profile", scope_id="guarded")
-    h = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Write", "input": {"file_path": "x.txt", "content": "x"}},   # not allowed? allowed
-        {"tool": "Edit", "input": {"file_path": "x.txt", "old_string": "x", "new_string": "y"}},
-        {"tool": "Bash", "input": {"command": "rm -rf src"}},
-        {"tool": "Glob", "input": {"pattern": "*"}},
-        {"tool": "Bash", "input": {"command": "echo hi"}},
-        {"say": "done"},
-    ])
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[
+            {
+                "tool": "Write",
+                "input": {"file_path": "x.txt", "content": "x"},
+            },  # not allowed? allowed
+            {"tool": "Edit", "input": {"file_path": "x.txt", "old_string": "x", "new_string": "y"}},
+            {"tool": "Bash", "input": {"command": "rm -rf src"}},
+            {"tool": "Glob", "input": {"pattern": "*"}},
+            {"tool": "Bash", "input": {"command": "echo hi"}},
+            {"say": "done"},
+        ],
+    )
     item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
     assert item["tool_name"] == "Write"
     lab.decide(item["id"], "allow")
@@ -144,8 +165,12 @@ def test_question_answer_flow(lab, project):
 def test_decide_errors(lab, project):
     with pytest.raises(InboxError, match="no inbox item with id 'nope'"):
         lab.decide("nope", "allow")
-    h = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}])
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[{"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}],
+    )
     item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
     with pytest.raises(InboxError, match="'answer' does not fit a permission item"):
         lab.decide(item["id"], "answer", "x")
@@ -156,8 +181,12 @@ def test_decide_errors(lab, project):
 
 
 def test_cancel_while_waiting_expires_the_item(lab, project):
-    h = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}])
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[{"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}],
+    )
     item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
     h.cancel().wait(timeout=20)
     assert h.status == "cancelled"

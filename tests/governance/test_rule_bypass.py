@@ -61,6 +61,8 @@ BASH_BYPASSES: list[tuple[str, str]] = [
     (GIT, "git log $HOME"),
     (GIT, "git ${X:-status}"),
     (GIT, "git log ${IFS}x"),
+    (GIT, "git log $[1+2]"),
+    (GIT, "git log $=x"),
     # grouping and compound syntax
     (GIT, "git status; (rm -rf /)"),
     (GIT, "git status && { rm -rf /; }"),

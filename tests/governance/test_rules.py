@@ -219,6 +219,17 @@ def test_bash_globs(glob: str, command: str, expected: bool) -> None:
     assert rule_matches(f"Bash(command:{glob})", "Bash", {"command": command}) is expected
 
 
+def test_crafted_long_inputs_do_not_blow_up_the_matcher() -> None:
+    # A backtracking regex needs hours for these; the wildcard matcher answers at once.
+    command = "git " + "-- " * 5000 + "y"
+    assert not rule_matches("Bash(command:git * -- * -- * x)", "Bash", {"command": command})
+    assert rule_matches("Bash(command:git * -- * -- * y)", "Bash", {"command": command})
+    path = "/a" + "/b" * 2000 + "/c"
+    assert not rule_matches("Read(/a/**/b/**/b/**/x)", "Read", {"file_path": path})
+    assert rule_matches("Read(/a/**/b/**/b/**/c)", "Read", {"file_path": path})
+    assert not rule_matches("Read(/a/*x*x*x*x*y)", "Read", {"file_path": "/a/" + "x" * 250})
+
+
 def test_empty_command_matches_nothing() -> None:
     for command in ("", "   ", "# just a comment", "\n\n"):
         assert not rule_matches("Bash(command:*)", "Bash", {"command": command})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ctx_double import CtxDouble, Deny, profile_with, run_events, run_until_error
 
-from stagent_lab.errors import RuntimeFailure
+from stagent_lab.errors import LimitExceeded, RuntimeFailure
 from stagent_lab.runtimes.base import AssistantText, Availability, Notice, Result, UsageReport
 from stagent_lab.runtimes.ollama import OllamaRuntime, normalize_host
 from tests.fakes import OllamaFake, cut_after, http_error, malformed, stall, stream_error
@@ -157,7 +157,7 @@ def test_401_fails_at_once_and_never_shows_the_key(fake):
     key = "ollama-key-SECRET-42"
     fake.script(http_error(401, message=f"unauthorized key {key}"), FINAL_TURN)
 
-    events, exc = run_until_error(runtime(fake, api_key=key), CtxDouble())
+    _, exc = run_until_error(runtime(fake, api_key=key), CtxDouble())
 
     assert isinstance(exc, RuntimeFailure)
     assert str(exc).startswith("ollama: authentication failed (HTTP 401)")
@@ -253,3 +253,25 @@ def test_declared_identity():
     assert OllamaRuntime.default_model == "llama3.2"
     caps = OllamaRuntime.capabilities
     assert (caps.resume, caps.builtin_tools, caps.auth_health_check) == (True, True, True)
+
+
+def test_model_precedence(fake):
+    fake.script(FINAL_TURN, FINAL_TURN, FINAL_TURN)
+    profile = profile_with("ollama", model="qwen3:8b")
+
+    run_events(runtime(fake, model="mistral"), CtxDouble())
+    run_events(runtime(fake, model="mistral"), CtxDouble(profile=profile))
+    run_events(runtime(fake, model="mistral"), CtxDouble(profile=profile, model="phi4"))
+
+    assert [r.body["model"] for r in fake.chat_requests] == ["mistral", "qwen3:8b", "phi4"]
+
+
+def test_turn_limit_stops_the_loop_after_saving(fake):
+    fake.script(TOOL_TURN, FINAL_TURN)
+    ctx = CtxDouble(tools={"Read": "hello"}, max_turns=1)
+
+    _, exc = run_until_error(runtime(fake), ctx)
+
+    assert isinstance(exc, LimitExceeded)
+    assert len(fake.chat_requests) == 1
+    assert ctx.transcript["messages"][-1]["role"] == "tool"  # the finished turn is resumable

@@ -1,0 +1,46 @@
+"""Analytics over a workspace's store: what it cost, what worked, how the policy decided.
+
+Pure functions of a store (anything with ``query_df(sql, params)``); the SQL runs in DuckDB and
+comes back as pandas. ``Lab`` exposes the same as methods (``lab.cost_by``, ``lab.outcomes``,
+``lab.failures``, ``lab.plot_cost``, ``lab.plot_success``). Plot functions import matplotlib
+only when called; ``simulate_history`` builds a multi-day demo history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stagent_lab.analytics.cost import cost_by, cost_by_sql, cost_over_time
+from stagent_lab.analytics.dims import FREQS, TASK_DIMS, USAGE_DIMS
+from stagent_lab.analytics.outcomes import decisions, failures, outcomes, outcomes_sql
+
+__all__ = [
+    "FREQS",
+    "TASK_DIMS",
+    "USAGE_DIMS",
+    "cost_by",
+    "cost_by_sql",
+    "cost_over_time",
+    "decisions",
+    "failures",
+    "outcomes",
+    "outcomes_sql",
+    "plot_cost_over_time",
+    "plot_success_by_profile",
+    "simulate_history",
+]
+
+_LAZY = {
+    "plot_cost_over_time": "stagent_lab.analytics.plots",
+    "plot_success_by_profile": "stagent_lab.analytics.plots",
+    "simulate_history": "stagent_lab.analytics.history",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Plots pull in matplotlib and history pulls in the Lab; load them on first use.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
