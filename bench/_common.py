@@ -94,19 +94,23 @@ def safe_ratio(numerator: float, denominator: float) -> float | None:
 
 
 def format_number(value: float) -> str:
-    """Short, exponent-free text: 181234, 452.3, 3.14, 0.0123."""
+    """Short, exponent-free text with about three significant digits: 181234, 452.3, 3.14,
+    0.0123, 0.00046."""
     if value is None or math.isnan(value):
         return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if value == 0:
         return "0"
     mag = abs(value)
-    if mag >= 1000:
+    if mag >= 999.95:  # would print as 1000.0 with one decimal
         return f"{value:.0f}"
     if mag >= 100:
         return f"{value:.1f}"
-    if mag >= 0.001:
-        return f"{value:.3g}" if mag < 1 else f"{value:.2f}".rstrip("0").rstrip(".")
-    return f"{value:.2e}"
+    if mag >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    decimals = 2 - math.floor(math.log10(mag))  # three significant digits
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def format_line(m: dict[str, Any]) -> str:

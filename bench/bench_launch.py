@@ -87,18 +87,35 @@ def run(quick: bool) -> list[dict[str, Any]]:
     plain = time_per_call(lambda: _plain_call("measured submit 1", "bench"), inner=200, repeat=25)
     p50, p95, b50 = median(spaced), percentile(spaced, 95), median(burst)
     base50, base95 = median(plain), percentile(plain, 95)
-    ctx = (f"{busy} tasks running, each saying a line every {TICK_S} s ({running} still running "
-           f"after the timed submits); {n} submits {gap * 1e3:.0f} ms apart; "
-           f"{cancelled} tasks cancelled afterwards")
+    ctx = (
+        f"{busy} tasks running, each saying a line every {TICK_S} s ({running} still running "
+        f"after the timed submits); {n} submits {gap * 1e3:.0f} ms apart; "
+        f"{cancelled} tasks cancelled afterwards"
+    )
     return [
-        metric("launch.submit_p50", p50 * 1e3, "ms", baseline="plain function call",
-               ratio=safe_ratio(p50, base50),
-               note=f"{ctx}; plain call p50 {base50 * 1e6:.2f} µs; ratio = ours / plain call"),
-        metric("launch.submit_p95", p95 * 1e3, "ms", baseline="plain function call",
-               ratio=safe_ratio(p95, base95),
-               note=f"plain call p95 {base95 * 1e6:.2f} µs; ratio = ours / plain call"),
-        metric("launch.submit_burst_p50", b50 * 1e3, "ms", baseline="plain function call",
-               ratio=safe_ratio(b50, base50),
-               note=f"{n} submits back to back (each waits for the engine thread to finish "
-                    "starting the previous task); ratio = ours / plain call"),
+        metric(
+            "launch.submit_p50",
+            p50 * 1e3,
+            "ms",
+            baseline="plain function call",
+            ratio=safe_ratio(p50, base50),
+            note=f"{ctx}; plain call p50 {base50 * 1e6:.2f} µs; ratio = ours / plain call",
+        ),
+        metric(
+            "launch.submit_p95",
+            p95 * 1e3,
+            "ms",
+            baseline="plain function call",
+            ratio=safe_ratio(p95, base95),
+            note=f"plain call p95 {base95 * 1e6:.2f} µs; ratio = ours / plain call",
+        ),
+        metric(
+            "launch.submit_burst_p50",
+            b50 * 1e3,
+            "ms",
+            baseline="plain function call",
+            ratio=safe_ratio(b50, base50),
+            note=f"{n} submits back to back (each waits for the engine thread to finish "
+            "starting the previous task); ratio = ours / plain call",
+        ),
     ]

@@ -29,11 +29,24 @@ from stagent_lab.errors import (
     WorkspaceError,
     WorkspaceLockedError,
 )
+from stagent_lab.handoffs.errors import HandoffError
 from stagent_lab.lab import Lab
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext stagent_lab``: register the ``%stagent`` magics.
+
+    IPython is imported here, not when the package is imported; widgets load on first use.
+    """
+    from stagent_lab._ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
 __all__ = [
+    "HandoffError",
     "InboxError",
     "Lab",
     "LimitExceeded",
@@ -51,4 +64,5 @@ __all__ = [
     "WorkspaceError",
     "WorkspaceLockedError",
     "__version__",
+    "load_ipython_extension",
 ]

@@ -16,6 +16,10 @@ from stagent_lab.config import DEFAULT_SETTINGS, is_secret_setting, resolve_home
 from stagent_lab.engine.engine import Engine, TaskState, new_id, utcnow
 from stagent_lab.engine.handle import TaskHandle
 from stagent_lab.errors import ProfileError, ScriptError, StagentError
+from stagent_lab.handoffs import HandoffBus
+from stagent_lab.handoffs import attach as attach_handoffs
+from stagent_lab.memory import LabMemory
+from stagent_lab.memory import attach as attach_memory
 from stagent_lab.profiles import Classification, ProfileRegistry, classify, default_profile_dirs
 from stagent_lab.runtimes.catalog import RuntimeCatalog
 from stagent_lab.runtimes.scripted import load_script
@@ -52,8 +56,17 @@ class Lab:
             settings.update(dict(self.store.query_rows("SELECT key, value FROM settings")))
             limit = max_concurrent or int(settings["engine.max_concurrent"])
             self.engine = Engine(self.store, self.catalog, settings=settings, max_concurrent=limit)
+            # Keys handed over as runtime options are redacted like keys from the environment.
+            self.engine.redact.add(
+                {f"{rid}.api_key": str(o["api_key"]) for rid, o in (runtime_options or {}).items()
+                 if o.get("api_key")}
+            )
             self.engine.task_loader = self._load_task_state
             self.engine.instruction_hooks.append(self._project_instructions)
+            # Memory and handoffs hook into the engine before it starts (docs/memory.md,
+            # docs/handoffs.md).
+            self.memory: LabMemory = attach_memory(self)
+            self.handoff_bus: HandoffBus = attach_handoffs(self)
             self.engine.start()
         except BaseException:
             self.store.close()
@@ -349,6 +362,51 @@ class Lab:
 
     def remove_rule(self, rule_id: str) -> None:
         self.engine.call(self.engine.remove_rule, rule_id)
+
+    # ---- handoffs -----------------------------------------------------------------------
+
+    def handoff(
+        self,
+        to_profile: str,
+        subject: str,
+        body: str,
+        *,
+        from_profile: str | None = None,
+        source_task: str | None = None,
+        require_approval: bool = False,
+        project: str | os.PathLike[str] | None = None,
+        runtime: str | None = None,
+        script: Any = None,
+    ) -> dict[str, Any]:
+        """Hand work to ``to_profile`` on behalf of ``from_profile`` (or of ``source_task``).
+
+        Validated like the agents' Handoff tool (HandoffError says why not). Returns the
+        message: ``status`` is ``in_progress`` with ``target_task_id`` when the child task was
+        queued, or ``pending`` with ``inbox_item_id`` when it waits for approval.
+        """
+        project_id = working_dir = None
+        if project is not None or source_task is None:
+            project_id, working_dir = self._resolve_project(project)
+        kw: dict[str, Any] = {}
+        if script is not None:
+            load_script(script)  # a bad script fails here, not in the child
+            kw["script"] = script
+        return self.engine.call(
+            lambda: self.handoff_bus.send(
+                to_profile=to_profile, subject=subject, body=body, from_profile=from_profile,
+                source_task_id=source_task, require_approval=require_approval,
+                project_id=project_id, working_dir=working_dir, runtime=runtime, **kw,
+            )
+        )
+
+    def handoffs(self, status: str | None = None, task: str | None = None) -> pd.DataFrame:
+        """Handoff messages, oldest first (stale approvals are expired first).
+
+        ``task``: only those sent by or creating that task; ``self.handoff_bus.chain(id)`` (on
+        the engine thread) walks a task's chain back to its root.
+        """
+        self._fresh()
+        return self.engine.call(self.handoff_bus.messages, status, task)
 
     # ---- settings -----------------------------------------------------------------------
 

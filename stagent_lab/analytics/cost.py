@@ -38,7 +38,7 @@ _MEASURES = """
 
 
 def cost_by_sql(*dims: str) -> str:
-    """The SQL ``cost_by`` runs for these dimensions (before the time filter), for docs/debugging."""
+    """The SQL ``cost_by`` runs for ``dims`` (before any time filter): for docs and debugging."""
     return _cost_sql(resolve(dims, USAGE_DIMS, "cost_by"), [])
 
 
@@ -84,8 +84,11 @@ def cost_over_time(
     ``since``/``until`` when those are given.
     """
     check_freq(freq)
-    group = resolve(normalize_by(by), {k: v for k, v in USAGE_DIMS.items()
-                                       if k not in TIME_DIMS}, "cost_over_time")
+    group = resolve(
+        normalize_by(by),
+        {k: v for k, v in USAGE_DIMS.items() if k not in TIME_DIMS},
+        "cost_over_time",
+    )
     grp = group[0][1] if group else "'total'"
     clauses, params = time_filter("u.started_at", since, until)
     clauses.insert(0, "u.started_at IS NOT NULL")

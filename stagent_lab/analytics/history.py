@@ -162,8 +162,7 @@ def _security_review(rng: random.Random) -> Plan:
         steps.append({"say": "curl is not allowed for this profile; continuing from the code."})
     if roll > 0.85:  # a deep review that runs out of turns
         steps += [{"say": _prose(rng, _FINDINGS, 600)} for _ in range(4)]
-        return Plan("Review the whole billing-api for security issues", steps,
-                    {"max_turns": 4})
+        return Plan("Review the whole billing-api for security issues", steps, {"max_turns": 4})
     steps += [_think(rng, 0.01, 0.05), {"say": _prose(rng, _FINDINGS, rng.randint(900, 2400))}]
     steps.append({"result": "Findings: " + _prose(rng, _FINDINGS, 300)})
     return Plan("Review app/auth.py for security issues", steps)
@@ -182,10 +181,15 @@ def _market_research(rng: random.Random) -> Plan:
     if roll < 0.3:  # a long report on the big model blows through a small budget
         steps += [{"say": _prose(rng, _RESEARCH, 3000)} for _ in range(5)]
         steps.append({"result": "Report attached."})
-        return Plan("Write the full competitor report", steps,
-                    {"max_budget_usd": 0.01, "model": "claude-sonnet-4-5"})
-    steps += [{"say": _prose(rng, _RESEARCH, rng.randint(600, 1800))},
-              {"result": _prose(rng, _RESEARCH, 200)}]
+        return Plan(
+            "Write the full competitor report",
+            steps,
+            {"max_budget_usd": 0.01, "model": "claude-sonnet-4-5"},
+        )
+    steps += [
+        {"say": _prose(rng, _RESEARCH, rng.randint(600, 1800))},
+        {"result": _prose(rng, _RESEARCH, 200)},
+    ]
     return Plan("Research what buyers value in team plans", steps)
 
 
@@ -198,8 +202,7 @@ def _revenue_analysis(rng: random.Random) -> Plan:
     ]
     if rng.random() < 0.15:  # the analysis keeps digging past its turn limit
         steps += [{"say": _prose(rng, _ANALYSIS, 400)} for _ in range(3)]
-        return Plan("Break revenue down by plan, week and refund status", steps,
-                    {"max_turns": 3})
+        return Plan("Break revenue down by plan, week and refund status", steps, {"max_turns": 3})
     steps.append({"result": _prose(rng, _ANALYSIS, 200)})
     return Plan("Report monthly revenue and the refund rate", steps)
 
@@ -219,24 +222,42 @@ def _release_notes(rng: random.Random) -> Plan:
         _think(rng, 0.01, 0.03),
     ]
     if rng.random() < 0.25:  # asks which release to cover; nobody answers; cancelled
-        steps += [{"ask": "Which release should the notes cover, 2.4 or 2.5?"},
-                  {"result": "unreachable"}]
+        steps += [
+            {"ask": "Which release should the notes cover, 2.4 or 2.5?"},
+            {"result": "unreachable"},
+        ]
         return Plan("Draft the release notes", steps, cancel_when_waiting=True)
-    steps += [{"say": _prose(rng, _DOCS, rng.randint(800, 2000))},
-              {"result": "Draft ready for review."}]
+    steps += [
+        {"say": _prose(rng, _DOCS, rng.randint(800, 2000))},
+        {"result": "Draft ready for review."},
+    ]
     return Plan("Draft the release notes for 2.4", steps)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("security-review", "code-reviewer", "billing-api",
-             ("claude-sonnet-4-5",), 3.0, _security_review),
-    Scenario("market-research", "researcher", "marketing-site",
-             ("claude-haiku-4-5", "claude-sonnet-4-5"), 2.0, _market_research),
-    Scenario("revenue-analysis", "data-analyst", "billing-api",
-             ("gpt-5-mini",), 2.0, _revenue_analysis),
+    Scenario(
+        "security-review",
+        "code-reviewer",
+        "billing-api",
+        ("claude-sonnet-4-5",),
+        3.0,
+        _security_review,
+    ),
+    Scenario(
+        "market-research",
+        "researcher",
+        "marketing-site",
+        ("claude-haiku-4-5", "claude-sonnet-4-5"),
+        2.0,
+        _market_research,
+    ),
+    Scenario(
+        "revenue-analysis", "data-analyst", "billing-api", ("gpt-5-mini",), 2.0, _revenue_analysis
+    ),
     Scenario("quick-answer", "general", None, ("claude-haiku-4-5",), 2.0, _quick_answer),
-    Scenario("release-notes", "document-writer", "marketing-site",
-             ("gpt-5-mini",), 1.0, _release_notes),
+    Scenario(
+        "release-notes", "document-writer", "marketing-site", ("gpt-5-mini",), 1.0, _release_notes
+    ),
 )
 
 
@@ -292,8 +313,15 @@ def simulate_history(
     for scenario, plan, model, _ in planned:
         extra = {k: v for k, v in plan.submit.items() if k != "model"}
         handles.append(
-            lab.submit(plan.prompt, profile=scenario.profile, project=scenario.project,
-                       script=plan.steps, model=model, title=f"[sim] {plan.prompt}", **extra)
+            lab.submit(
+                plan.prompt,
+                profile=scenario.profile,
+                project=scenario.project,
+                script=plan.steps,
+                model=model,
+                title=f"[sim] {plan.prompt}",
+                **extra,
+            )
         )
     # In submission order, so a task waiting on the inbox never starves the ones behind it.
     for handle, (_, plan, _, _) in zip(handles, planned, strict=True):

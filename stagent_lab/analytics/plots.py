@@ -28,9 +28,7 @@ def _figure_class() -> type[Figure]:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError(
-            "plots need matplotlib: pip install 'stagent-lab[notebook]'"
-        ) from exc
+        raise ImportError("plots need matplotlib: pip install 'stagent-lab[notebook]'") from exc
 
     class InlineFigure(Figure):
         """A Figure that knows how to show itself as PNG in IPython."""
@@ -87,8 +85,7 @@ def plot_cost_over_time(
     for name, part in groups:
         values = part["cost_usd"].cumsum() if cumulative else part["cost_usd"]
         label = "(none)" if name is None or name != name else str(name)
-        ax.plot(part["period"].to_numpy(), values.to_numpy(), marker="o", markersize=3,
-                label=label)
+        ax.plot(part["period"].to_numpy(), values.to_numpy(), marker="o", markersize=3, label=label)
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))

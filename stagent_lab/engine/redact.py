@@ -21,7 +21,11 @@ class Redactor:
         for name, value in os.environ.items():
             if _SECRET_NAME.search(name) and len(value) >= _MIN_LEN:
                 self.secrets[value] = name
-        for name, value in (extra or {}).items():
+        self.add(extra or {})
+
+    def add(self, named: dict[str, str]) -> None:
+        """Also redact these values (name → secret value)."""
+        for name, value in named.items():
             if len(value) >= _MIN_LEN:
                 self.secrets[value] = name
         self._pattern = (

@@ -40,11 +40,18 @@ class SavedRule:
         return False
 
 
-def _entry_matches(entry: str, tool: str, tool_input: dict[str, Any], wd: Path | None) -> bool:
-    """A policy entry is a bare tool name or a rule such as ``Bash(command:git *)``."""
+def _entry_matches(
+    entry: str, tool: str, tool_input: dict[str, Any], wd: Path | None, mode: str = "allow"
+) -> bool:
+    """A policy entry is a bare tool name or a rule such as ``Bash(command:git *)``.
+
+    Allow entries must cover every command of a compound line; deny entries fire when any
+    command matches (also inside ``sudo``, ``sh -c``, ``$(…)`` …), so ``Bash(command:rm *)``
+    denies ``git status && rm -rf ~``.
+    """
     if "(" not in entry:
         return entry == tool
-    return rule_matches(entry, tool, tool_input, working_dir=wd)
+    return rule_matches(entry, tool, tool_input, working_dir=wd, mode=mode)
 
 
 def evaluate(
@@ -70,7 +77,7 @@ def evaluate(
             f"The {tool} tool is not allowed for profile {profile_id} (allowed: {allowed}).",
         )
     for entry in auto_deny:
-        if _entry_matches(entry, tool, tool_input, working_dir):
+        if _entry_matches(entry, tool, tool_input, working_dir, mode="deny"):
             return PermissionDecision(
                 "deny", "profile_auto_deny", f"Denied by profile {profile_id} policy: {entry}.", rule=entry
             )
@@ -79,7 +86,9 @@ def evaluate(
             return PermissionDecision("allow", "profile_auto_approve", rule=entry)
     applicable = [r for r in rules if r.applies(profile_id, project_id)]
     for r in applicable:
-        if r.effect == "deny" and rule_matches(r.rule, tool, tool_input, working_dir=working_dir):
+        if r.effect == "deny" and rule_matches(
+            r.rule, tool, tool_input, working_dir=working_dir, mode="deny"
+        ):
             return PermissionDecision(
                 "deny", "rule", f"Denied by saved rule {r.rule} ({r.scope}).", rule=r.rule
             )

@@ -23,6 +23,7 @@ import functools
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -466,7 +467,7 @@ def _path_matches(pattern: str, value: str, working_dir: str | Path | None, mode
 def rule_matches(
     rule: str | Rule,
     tool: str,
-    tool_input: dict[str, Any],
+    tool_input: Mapping[str, Any],
     *,
     working_dir: str | Path | None = None,
     mode: Mode = "allow",
@@ -485,7 +486,7 @@ def rule_matches(
         return False
     if parsed.field is None or parsed.pattern is None:
         return True
-    if not isinstance(tool_input, dict):
+    if not isinstance(tool_input, Mapping):
         return False
     value = tool_input.get(parsed.field)
     if not isinstance(value, str):
@@ -563,7 +564,7 @@ def _suggest_simple(words: tuple[str, ...]) -> str:
 
 
 def suggest_rule(
-    tool: str, tool_input: dict[str, Any], *, working_dir: str | Path | None = None
+    tool: str, tool_input: Mapping[str, Any], *, working_dir: str | Path | None = None
 ) -> str:
     """A rule an operator can save for "always allow", narrow enough to show as a default.
 
@@ -575,7 +576,7 @@ def suggest_rule(
     field = TOOL_MAIN_FIELDS.get(tool)
     if field is None:
         return tool
-    value = tool_input.get(field) if isinstance(tool_input, dict) else None
+    value = tool_input.get(field) if isinstance(tool_input, Mapping) else None
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ValueError(f"cannot suggest a rule: {tool} input has no usable {field!r} value")
     if (tool, field) in _SHELL_FIELDS:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["ShellAnalysis", "SimpleCommand", "analyze_command", "command_index", "deny_texts"]
@@ -321,7 +322,7 @@ class _Command:
         return not self.words and not self.redirs
 
 
-def _parse(tokens: list[_Token], refuse) -> list[list[_Word]]:
+def _parse(tokens: list[_Token], refuse: Callable[[str], None]) -> list[list[_Word]]:
     commands: list[list[_Word]] = []
     cur = _Command()
     groups: list[str] = []  # stack of "(" and "{"
@@ -402,7 +403,7 @@ def _parse(tokens: list[_Token], refuse) -> list[list[_Word]]:
     return commands
 
 
-def _check_redirection(op: str, target: str, refuse) -> None:
+def _check_redirection(op: str, target: str, refuse: Callable[[str], None]) -> None:
     if op in ("<<", "<<<"):
         return  # already refused by the lexer
     if op in (">&", "<&") and _DUP_TARGET.fullmatch(target) and target:
@@ -416,10 +417,17 @@ def _check_redirection(op: str, target: str, refuse) -> None:
 
 # ---- command-level checks ------------------------------------------------------------------
 
-_SHELLS = {
-    "sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "yash",
-    "posh", "rbash", "busybox", "pwsh",
-}  # fmt: skip
+# Shells, also with a version suffix (bash5, ksh93, zsh-5.9).
+_SHELL_NAME = re.compile(
+    r"(?:sh|bash|zsh|dash|ksh|mksh|ash|fish|csh|tcsh|yash|posh|rbash|pwsh|busybox|elvish|nu|xonsh)"
+    r"(?:[0-9][0-9.-]*|-[0-9][0-9.-]*)?"
+)
+
+
+def _is_shell(base: str) -> bool:
+    return bool(_SHELL_NAME.fullmatch(base))
+
+
 # Commands that run another command (or text as code) given in their arguments.
 _RUNNERS = {
     "eval", "exec", "source", ".", "xargs", "nohup", "sudo", "doas", "su", "runuser",
@@ -455,7 +463,7 @@ def command_index(words: list[str] | tuple[str, ...]) -> int:
     return len(words)
 
 
-def _check_command(words: list[_Word], refuse) -> None:
+def _check_command(words: list[_Word], refuse: Callable[[str], None]) -> None:
     k = next((j for j, w in enumerate(words) if not _is_assignment(w)), len(words))
     if k == len(words):
         return  # only assignments: the text itself is what a rule must match
@@ -469,7 +477,7 @@ def _check_command(words: list[_Word], refuse) -> None:
         refuse("the command name contains whitespace or is empty")
     elif name in _KEYWORDS:
         refuse(f"shell keyword {name!r}: compound commands are not matched by rules")
-    elif base in _SHELLS:
+    elif _is_shell(base):
         refuse(f"{base!r} runs a shell whose commands the rule cannot see")
     elif base in _RUNNERS:
         refuse(f"{base!r} runs another command or code given as text")
@@ -583,7 +591,7 @@ def _deny_from_words(words: list[str], depth: int, out: list[str]) -> None:
         return
     out.append(" ".join(words))
     base = posixpath.basename(words[0])
-    if base in _SHELLS:
+    if _is_shell(base):
         for j, w in enumerate(words[:-1]):
             if _short_flag(w, "c"):
                 out.extend(deny_texts(words[j + 1], depth + 1))

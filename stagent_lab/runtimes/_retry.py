@@ -46,7 +46,7 @@ class Fault:
     """What went wrong with one model call, in provider-neutral terms."""
 
     retryable: bool
-    reason: str  # short and stable: "http 429", "stream cut", "stalled", "malformed frame"
+    reason: str  # short and stable: "http 429", "connection dropped", "stalled"
     message: str  # the provider's own words (redacted before use)
     retry_after_s: float | None = None
     status: int | None = None

@@ -64,7 +64,7 @@ class AnthropicDirectRuntime(Runtime):
     label = "Anthropic API (direct)"
     provider = "anthropic"
     capabilities = Capabilities(resume=True, builtin_tools=True, auth_health_check=True)
-    default_model = "claude-sonnet-4-5"
+    default_model = "claude-sonnet-4-6"
 
     def availability(self) -> Availability:
         if importlib.util.find_spec("anthropic") is None:

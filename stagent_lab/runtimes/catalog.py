@@ -74,8 +74,8 @@ class RuntimeCatalog:
                 else:
                     self._import_errors[runtime_id] = f"cannot import {exc.name}"
                 cls = None
-            except (ImportError, AttributeError) as exc:
-                self._import_errors[runtime_id] = str(exc)
+            except Exception as exc:  # a broken adapter must not break the catalog
+                self._import_errors[runtime_id] = f"cannot load: {type(exc).__name__}: {exc}"
                 cls = None
             self._classes[runtime_id] = cls
         return self._classes[runtime_id]

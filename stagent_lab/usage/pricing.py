@@ -25,11 +25,11 @@ class PriceQuote:
 
 
 def price_usage(report: UsageReport) -> PriceQuote:
+    if report.provider == "ollama":  # local models cost nothing per token
+        return PriceQuote(0.0, "free", "ok")
     if report.cost_usd is not None:
         return PriceQuote(float(report.cost_usd), "runtime", "ok")
     if report.provider in FREE_PROVIDERS and (report.model in ("", "scripted") or not report.model):
-        return PriceQuote(0.0, "free", "ok")
-    if report.provider == "ollama":
         return PriceQuote(0.0, "free", "ok")
     provider = report.provider if report.provider in KNOWN_PROVIDERS else None
     calc = _calculator()

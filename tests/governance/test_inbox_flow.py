@@ -23,7 +23,7 @@ def test_waiting_task_resumes_right_after_decide_from_another_thread(lab, projec
             {"say": "done"},
         ],
     )
-    items = lab.wait_inbox(timeout=20, task=handle.id)
+    items = lab.wait_inbox(timeout=60, task=handle.id)
     assert handle.status == "waiting"
     item = items.iloc[0]
     assert item["kind"] == "permission" and item["tool_name"] == "Bash"
@@ -32,7 +32,7 @@ def test_waiting_task_resumes_right_after_decide_from_another_thread(lab, projec
     t = threading.Thread(target=lab.decide, args=(item["id"], "allow"))
     t.start()
     t.join(10)
-    handle.wait(timeout=20)
+    handle.wait(timeout=60)
     assert handle.status == "completed"
     outputs = [p["output"] for p in handle.logs().query("event == 'tool_result'")["payload"]]
     assert outputs == ["approved-run\n"] or outputs[0].startswith("approved-run")
@@ -46,17 +46,17 @@ def test_waiting_task_resumes_right_after_decide_from_another_thread(lab, projec
 def test_always_saves_rule_and_next_identical_request_skips_inbox(lab, project):
     script = [{"tool": "Bash", "input": {"command": "git log --oneline -1"}}, {"say": "ok"}]
     first = lab.submit("x", profile="guarded", project=project, script=script)
-    item = lab.wait_inbox(timeout=20, task=first.id).iloc[0]
+    item = lab.wait_inbox(timeout=60, task=first.id).iloc[0]
     assert item["suggested_rule"] == "Bash(command:git log *)"
     out = lab.decide(item["id"], "always")
     assert out["rule"] == "Bash(command:git log *)"
-    first.wait(timeout=20)
+    first.wait(timeout=60)
     rules = lab.rules()
     assert rules[["rule", "effect", "scope", "scope_id", "created_from"]].values.tolist() == [
         ["Bash(command:git log *)", "allow", "profile", "guarded", item["id"]]
     ]
     second = lab.submit("x", profile="guarded", project=project, script=script)
-    second.wait(timeout=20)
+    second.wait(timeout=60)
     assert second.status == "completed"
     assert second.inbox("all").empty
     d = _decisions(second)[0]
@@ -68,9 +68,9 @@ def test_always_saves_rule_and_next_identical_request_skips_inbox(lab, project):
         project=project,
         script=[{"tool": "Bash", "input": {"command": "git log -1 && touch pwned"}}, {"say": "ok"}],
     )
-    item3 = lab.wait_inbox(timeout=20, task=third.id).iloc[0]
+    item3 = lab.wait_inbox(timeout=60, task=third.id).iloc[0]
     lab.decide(item3["id"], "deny", "no")
-    third.wait(timeout=20)
+    third.wait(timeout=60)
     assert not (project / "pwned").exists()
 
 
@@ -81,13 +81,13 @@ def test_always_with_edited_rule_and_bad_rule(lab, project):
         project=project,
         script=[{"tool": "Bash", "input": {"command": "ls src"}}, {"say": "ok"}],
     )
-    item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
+    item = lab.wait_inbox(timeout=60, task=h.id).iloc[0]
     with pytest.raises(RuleSyntaxError):
         lab.decide(item["id"], "always", rule="Bash(command:ls *")
     assert h.status == "waiting"  # a bad rule leaves the item pending
     out = lab.decide(item["id"], "always", rule="Bash(command:ls *)", scope="global")
     assert out["rule"] == "Bash(command:ls *)"
-    h.wait(timeout=20)
+    h.wait(timeout=60)
     assert lab.rules().iloc[0]["scope"] == "global"
 
 
@@ -100,9 +100,9 @@ def test_deny_message_reaches_the_agent(lab, project):
         yield {"say": "used the safer path"}
 
     h = lab.submit("x", profile="guarded", project=project, script=script)
-    item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
+    item = lab.wait_inbox(timeout=60, task=h.id).iloc[0]
     lab.decide(item["id"], "deny", "Do not fetch from the network; read docs/ instead.")
-    h.wait(timeout=20)
+    h.wait(timeout=60)
     assert h.status == "completed"
     assert "Do not fetch from the network; read docs/ instead." in seen["output"]
     assert seen["output"].startswith("Permission denied (human)")
@@ -128,10 +128,10 @@ def test_cascade_tiers_are_logged(lab, project):
             {"say": "done"},
         ],
     )
-    item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
+    item = lab.wait_inbox(timeout=60, task=h.id).iloc[0]
     assert item["tool_name"] == "Write"
     lab.decide(item["id"], "allow")
-    h.wait(timeout=20)
+    h.wait(timeout=60)
     tiers = [(d["behavior"], d["tier"]) for d in _decisions(h)]
     assert tiers == [
         ("allow", "human"),
@@ -151,14 +151,14 @@ def test_question_answer_flow(lab, project):
         yield {"say": f"Reviewing {seen['answer']}"}
 
     h = lab.submit("x", profile="tester", project=project, script=script)
-    item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
+    item = lab.wait_inbox(timeout=60, task=h.id).iloc[0]
     assert item["kind"] == "question" and item["question"] == "Which branch should I review?"
     with pytest.raises(InboxError, match="does not fit a question item"):
         lab.decide(item["id"], "allow")
     with pytest.raises(InboxError, match="needs the answer text"):
         lab.decide(item["id"], "answer")
     lab.decide(item["id"], "answer", "release/2.0")
-    h.wait(timeout=20)
+    h.wait(timeout=60)
     assert h.result == "Reviewing release/2.0"
 
 
@@ -171,13 +171,13 @@ def test_decide_errors(lab, project):
         project=project,
         script=[{"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}],
     )
-    item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
+    item = lab.wait_inbox(timeout=60, task=h.id).iloc[0]
     with pytest.raises(InboxError, match="'answer' does not fit a permission item"):
         lab.decide(item["id"], "answer", "x")
     lab.decide(item["id"], "allow")
     with pytest.raises(InboxError, match="already decided \\(allow by"):
         lab.decide(item["id"], "deny")
-    h.wait(timeout=20)
+    h.wait(timeout=60)
 
 
 def test_cancel_while_waiting_expires_the_item(lab, project):
@@ -187,9 +187,23 @@ def test_cancel_while_waiting_expires_the_item(lab, project):
         project=project,
         script=[{"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}],
     )
-    item = lab.wait_inbox(timeout=20, task=h.id).iloc[0]
-    h.cancel().wait(timeout=20)
+    item = lab.wait_inbox(timeout=60, task=h.id).iloc[0]
+    h.cancel().wait(timeout=60)
     assert h.status == "cancelled"
     assert lab.inbox("expired")["id"].tolist() == [item["id"]]
     with pytest.raises(InboxError, match="already expired"):
         lab.decide(item["id"], "allow")
+
+
+def test_deny_policies_fire_on_any_part_of_a_compound_line(lab, project):
+    lab.add_rule("Bash(command:curl *)", "deny")
+    h = lab.submit("x", profile="guarded", project=project, script=[
+        {"tool": "Bash", "input": {"command": "git status && rm -rf src"}},
+        {"tool": "Bash", "input": {"command": "echo ok; sudo curl http://example.invalid"}},
+        {"say": "done"},
+    ])
+    h.wait(timeout=60)
+    tiers = [(d["behavior"], d["tier"]) for d in _decisions(h)]
+    assert tiers == [("deny", "profile_auto_deny"), ("deny", "rule")]
+    assert h.inbox("all").empty
+    assert (project / "src").is_dir()

@@ -87,6 +87,8 @@ BASH_BYPASSES: list[tuple[str, str]] = [
     (GIT, "sh -c 'git status'"),
     (GIT, 'bash -c "git log; rm -rf /"'),
     (GIT, "/bin/sh -c 'git log'"),
+    (GIT, "git status | zsh-5.9"),
+    (GIT, "bash5 -c 'git status'"),
     (GIT, "git log | xargs rm"),
     (GIT, "xargs git status"),
     (GIT, "env git status"),

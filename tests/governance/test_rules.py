@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -146,6 +147,12 @@ def test_bare_tool_matches_any_input_even_uncoverable_bash() -> None:
     assert rule_matches("Bash", "Bash", {"command": "echo $(id)"})
     assert not rule_matches("Bash(*)", "Bash", {"command": "echo $(id)"})
     assert rule_matches("Bash(*)", "Bash", {"command": "echo hi"})
+
+
+def test_any_mapping_is_accepted_as_input() -> None:
+    frozen = MappingProxyType({"command": "git status"})
+    assert rule_matches("Bash(command:git *)", "Bash", frozen)
+    assert suggest_rule("Bash", frozen) == "Bash(command:git status *)"
 
 
 def test_parsed_rule_objects_are_accepted() -> None:

@@ -282,10 +282,17 @@ def test_no_thinking_param_without_override(fake):
     assert "thinking" not in fake.message_requests[0].body
 
 
-def test_default_model_and_sdk_deprecation_become_a_notice(fake):
+def test_default_model_is_current(fake):
+    fake.script(FINAL_TURN)
+    events = run_events(runtime(fake), CtxDouble())
+    assert fake.message_requests[0].body["model"] == "claude-sonnet-4-6"
+    assert notices(events) == []
+
+
+def test_sdk_deprecation_becomes_a_notice(fake):
     fake.script(FINAL_TURN)
 
-    events = run_events(runtime(fake), CtxDouble())
+    events = run_events(runtime(fake), CtxDouble(model="claude-sonnet-4-5"))
 
     assert fake.message_requests[0].body["model"] == "claude-sonnet-4-5"
     [notice] = notices(events)

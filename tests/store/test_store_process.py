@@ -76,7 +76,7 @@ HOLDER = textwrap.dedent(
     lab = Lab(home=sys.argv[1], profile_dirs=[sys.argv[2]])
     h = lab.submit("hold", profile="tester", project=sys.argv[3],
                    script=[{"say": "working"}, {"sleep": 600}, {"say": "never"}])
-    h.wait_for("running", timeout=30)
+    h.wait_for("running", timeout=60)
     while lab.logs(task=h.id, event="assistant_text").empty:
         time.sleep(0.05)
     print(h.id, flush=True)
@@ -120,8 +120,8 @@ def test_second_process_gets_pid_error_then_orphans_reconciled_after_sigkill(
         # script was stored with the task, so a new process can replay and continue it.
         assert "working" in [p["text"] for p in h.logs().query("event=='assistant_text'")["payload"]]
         h.resume()
-        h.wait_for("running", timeout=10)
-        h.cancel().wait(timeout=10)
+        h.wait_for("running", timeout=60)
+        h.cancel().wait(timeout=60)
         assert h.status == "cancelled"
 
 
@@ -149,7 +149,7 @@ def test_secrets_never_reach_the_store(tmp_path, profiles_dir, project, monkeypa
                 {"say": f"the key is {secret}"},
             ],
         )
-        h.wait(timeout=30)
+        h.wait(timeout=60)
         texts = json.dumps(h.logs()["payload"].tolist())
         assert "[redacted:ANTHROPIC_API_KEY]" in texts
         with pytest.raises(Exception, match="refusing to store"):

@@ -1,0 +1,220 @@
+"""One engine subscription per Lab, fanned out to widgets and flushed at most 10 times a second.
+
+The engine calls subscribers on its own thread for every event, and a chatty agent can emit
+thousands a second. The subscriber here only appends the event to the buffers of the widgets
+that want it (a dict lookup and a list append, so the engine is never slowed by the front end).
+A single daemon thread drains the buffers: it wakes when something arrives, waits until at
+least ``interval`` seconds have passed since its previous round, then asks each dirty widget to
+fold its batch into state and send it as one update. However many events arrive, each widget
+sends at most one state message per round.
+
+Widgets that show store-wide facts (inbox, monitor) also ask to be polled every
+``poll_interval`` seconds, for changes no event announces (e.g. a handoff waiting for approval).
+All trait writes happen on this one thread, so widgets never race with themselves.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from stagent_lab.lab import Lab
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.1  # ≤ 10 Hz per widget
+POLL_INTERVAL_S = 2.0
+
+
+class Sink(Protocol):
+    """What the hub needs from a widget."""
+
+    live_task_id: str | None  # the task it follows, or None for every task
+    live_poll: bool  # wants a refresh every poll interval
+
+    def live_deliver(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
+        """Fold ``events`` into state and push it (called on the hub thread only)."""
+
+
+class LiveHub:
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        interval: float = FLUSH_INTERVAL_S,
+        poll_interval: float = POLL_INTERVAL_S,
+    ) -> None:
+        self.lab = lab
+        self.interval = interval
+        self.poll_interval = poll_interval
+        self.rounds = 0  # flush rounds started so far (diagnostics and tests)
+        self.cards: dict[str, Any] = {}  # task id → its TaskCard (one model per task)
+        self._lock = threading.Lock()
+        self._by_task: dict[str, list[Sink]] = {}
+        self._everything: list[Sink] = []
+        self._buffers: dict[int, list[dict[str, Any]]] = {}
+        self._dirty: dict[int, Sink] = {}
+        self._poked: set[int] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._unsubscribe: Callable[[], None] = lab.subscribe(self._on_event)
+        self._thread = threading.Thread(target=self._run, name="stagent-widgets", daemon=True)
+        self._thread.start()
+
+    # ---- registration (any thread) -----------------------------------------------------
+
+    def attach(self, sink: Sink) -> None:
+        with self._lock:
+            self._buffers.setdefault(id(sink), [])
+            if sink.live_task_id is None:
+                if sink not in self._everything:
+                    self._everything.append(sink)
+            else:
+                group = self._by_task.setdefault(sink.live_task_id, [])
+                if sink not in group:
+                    group.append(sink)
+        self._wake.set()
+
+    def detach(self, sink: Sink) -> None:
+        with self._lock:
+            if sink in self._everything:
+                self._everything.remove(sink)
+            group = self._by_task.get(sink.live_task_id or "", [])
+            if sink in group:
+                group.remove(sink)
+            self._buffers.pop(id(sink), None)
+            self._dirty.pop(id(sink), None)
+            self._poked.discard(id(sink))
+
+    def poke(self, sink: Sink) -> None:
+        """Ask for a refresh of ``sink`` in the next round (e.g. after a button's action)."""
+        with self._lock:
+            if id(sink) in self._buffers:
+                self._dirty[id(sink)] = sink
+                self._poked.add(id(sink))
+        self._wake.set()
+
+    # ---- the engine side ---------------------------------------------------------------
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """Engine thread: buffer and wake; nothing slow happens here."""
+        group = self._by_task.get(event.get("task_id") or "")
+        if not group and not self._everything:
+            return
+        with self._lock:
+            for sink in (*(group or ()), *self._everything):
+                key = id(sink)
+                buf = self._buffers.get(key)
+                if buf is not None:
+                    buf.append(event)
+                    self._dirty[key] = sink
+        self._wake.set()
+
+    # ---- the flushing thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        last_round = 0.0
+        last_poll = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                pollers = any(s.live_poll for s in self._everything)
+            # Wake at least once a second to notice a closed Lab and let this thread end.
+            timeout = 1.0
+            if pollers:
+                timeout = min(timeout, last_poll + self.poll_interval - time.monotonic())
+            woken = self._wake.wait(max(0.0, timeout))
+            if self._stop.is_set() or getattr(self.lab, "_closed", False):
+                break
+            if not woken and not (pollers and time.monotonic() - last_poll >= self.poll_interval):
+                continue
+            gap = last_round + self.interval - time.monotonic()
+            if gap > 0 and self._stop.wait(gap):
+                break
+            self._wake.clear()
+            now = time.monotonic()
+            due = now - last_poll >= self.poll_interval
+            with self._lock:
+                dirty, self._dirty = self._dirty, {}
+                poked, self._poked = self._poked, set()
+                batches = {}
+                for key in dirty:
+                    batches[key] = self._buffers.get(key, [])
+                    if key in self._buffers:
+                        self._buffers[key] = []
+                polled = [s for s in self._everything if s.live_poll] if due else []
+            if due:
+                last_poll = now
+            work: dict[int, Sink] = dict(dirty)
+            for sink in polled:
+                work.setdefault(id(sink), sink)
+            if work:
+                self.rounds += 1  # counted first: an update seen implies its round is counted
+            for key, sink in work.items():
+                try:
+                    sink.live_deliver(
+                        batches.get(key, []), poked=key in poked, polled=sink in polled
+                    )
+                except Exception:  # one broken view must not stop the others
+                    log.exception("stagent widget update failed")
+            last_round = time.monotonic()
+        self._unsubscribe()
+
+    def barrier(self, timeout: float = 5.0) -> bool:
+        """Wait until the engine has finished what it was doing when this was called.
+
+        The engine publishes an event a moment before it commits the rows behind it (the
+        inbox item after the 'inbox' event). A no-op call through the engine thread runs after
+        that commit, so a read that follows sees the row. False when the Lab is closed.
+        """
+        try:
+            self.lab.engine.call(lambda: None, timeout=timeout)
+        except Exception:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+        self._unsubscribe()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+
+_hubs: weakref.WeakKeyDictionary[Any, LiveHub] = weakref.WeakKeyDictionary()
+_hubs_lock = threading.Lock()
+
+
+def hub_for(lab: Lab) -> LiveHub:
+    """The Lab's hub, started on first use."""
+    with _hubs_lock:
+        hub = _hubs.get(lab)
+        if hub is None or not hub.alive:
+            hub = LiveHub(lab)
+            _hubs[lab] = hub
+        return hub
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _hubs_lock:
+        hubs = list(_hubs.values())
+        _hubs.clear()
+    for hub in hubs:
+        hub.stop()
+
+
+def stop_hub(lab: Lab) -> None:
+    with _hubs_lock:
+        hub = _hubs.pop(lab, None)
+    if hub is not None:
+        hub.stop()

@@ -1,0 +1,229 @@
+"""The ``%%stagent`` option line and the ``%stagent`` commands, parsed into typed values.
+
+Kept free of IPython so it is cheap to import and easy to test. Every problem is an
+``OptionError`` whose message is short enough to print under a cell: an operator who mistypes
+an option wants one line saying what is wrong and how the line should look, not a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import math
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+LAUNCH_USAGE = (
+    "usage: %%stagent [--profile P] [--runtime R] [--project X] [--max-turns N] "
+    "[--budget USD] [--model M] [--script VAR] [--title T] [--wait] [--name VAR]\n"
+    "       (the cell body is the prompt; {var} takes a variable's value, {{var}} keeps braces)"
+)
+COMMAND_USAGE = (
+    "usage: %stagent inbox | monitor | profiles | tasks [STATUS] | cost [DIM ...] | "
+    "memory [PROFILE] | task ID | cancel ID | resume ID | sql QUERY | use HOME | help"
+)
+
+
+class OptionError(ValueError):
+    """A magic line that does not parse; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What ``%%stagent`` was asked to do, with every value converted and checked."""
+
+    profile: str | None = None
+    runtime: str | None = None
+    project: str | None = None
+    max_turns: int | None = None
+    budget: float | None = None
+    model: str | None = None
+    script: str | None = None
+    title: str | None = None
+    wait: bool = False
+    name: str | None = None
+
+
+def _text(flag: str, value: str) -> str:
+    if not value.strip():
+        raise OptionError(f"{flag} needs a non-empty value")
+    return value
+
+
+def _positive_int(flag: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise OptionError(f"{flag} takes a whole number, got {value!r}") from None
+    if number < 1:
+        raise OptionError(f"{flag} must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(flag: str, value: str) -> float:
+    try:
+        number = float(value.lstrip("$"))
+    except ValueError:
+        raise OptionError(f"{flag} takes an amount in USD such as 0.50, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise OptionError(f"{flag} must be a positive amount, got {value!r}")
+    return number
+
+
+def _identifier(flag: str, value: str) -> str:
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise OptionError(f"{flag} takes a Python variable name, got {value!r}")
+    return value
+
+
+# flag → (LaunchOptions field, converter); None marks a switch that takes no value.
+_FLAGS: dict[str, tuple[str, Callable[[str, str], Any] | None]] = {
+    "--profile": ("profile", _text),
+    "--runtime": ("runtime", _text),
+    "--project": ("project", _text),
+    "--max-turns": ("max_turns", _positive_int),
+    "--budget": ("budget", _positive_float),
+    "--model": ("model", _text),
+    "--script": ("script", _identifier),
+    "--title": ("title", _text),
+    "--name": ("name", _identifier),
+    "--wait": ("wait", None),
+}
+assert {f for f, _ in _FLAGS.values()} == {f.name for f in fields(LaunchOptions)}
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError as exc:  # unbalanced quotes
+        raise OptionError(f"cannot read the option line: {exc}") from None
+
+
+def _unknown(flag: str) -> OptionError:
+    close = difflib.get_close_matches(flag, list(_FLAGS), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return OptionError(f"unknown option {flag}{hint}")
+
+
+def parse_launch(line: str) -> LaunchOptions:
+    """Parse ``--flag value`` / ``--flag=value`` tokens; the prompt itself is the cell body."""
+    values: dict[str, Any] = {}
+    tokens = _split(line)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if not token.startswith("--"):
+            raise OptionError(
+                f"unexpected argument {token!r}: options start with --, and the prompt goes in "
+                "the cell body"
+            )
+        flag, has_inline, inline = token.partition("=")
+        if flag not in _FLAGS:
+            raise _unknown(flag)
+        field_name, convert = _FLAGS[flag]
+        if field_name in values:
+            raise OptionError(f"{flag} is given twice")
+        if convert is None:
+            if has_inline:
+                raise OptionError(f"{flag} is a switch and takes no value")
+            values[field_name] = True
+            continue
+        if has_inline:
+            raw = inline
+        else:
+            if i >= len(tokens) or tokens[i].partition("=")[0] in _FLAGS:
+                raise OptionError(f"{flag} needs a value")
+            raw = tokens[i]
+            i += 1
+        values[field_name] = convert(flag, raw)
+    return LaunchOptions(**values)
+
+
+# ---- line commands ------------------------------------------------------------------------
+
+# command → (min args, max args or None for "rest of the line as one string")
+COMMANDS: dict[str, tuple[int, int | None]] = {
+    "inbox": (0, 0),
+    "monitor": (0, 0),
+    "profiles": (0, 0),
+    "tasks": (0, 1),
+    "cost": (0, 4),
+    "memory": (0, 1),
+    "task": (1, 1),
+    "cancel": (1, 1),
+    "resume": (1, 1),
+    "use": (1, 1),
+    "sql": (1, None),
+    "help": (0, 0),
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: tuple[str, ...] = ()
+
+
+def parse_command(line: str, body: str | None = None) -> Command:
+    """``inbox``, ``cancel ID``, ``sql SELECT ...`` → Command. ``body`` is a cell's text.
+
+    ``sql`` keeps the rest of the line verbatim (quotes matter in SQL); with ``%%stagent sql``
+    the query is the cell body instead.
+    """
+    stripped = line.strip()
+    if not stripped:
+        return Command("help")
+    name, _, rest = stripped.partition(" ")
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise OptionError(f"unknown command {name!r}{hint}")
+    low, high = COMMANDS[name]
+    if high is None:
+        query = (body if body is not None and body.strip() else rest).strip()
+        if not query:
+            raise OptionError(f"{name} needs a query")
+        return Command(name, (query,))
+    if body is not None and body.strip():
+        raise OptionError(f"%%stagent {name} takes no cell body; use the line form %stagent {name}")
+    args = tuple(_split(rest))
+    if not low <= len(args) <= high:
+        want = (
+            "no arguments"
+            if high == 0
+            else (f"{low} argument" if low == high else f"{low} to {high} arguments")
+        )
+        raise OptionError(f"{name} takes {want}, got {len(args)}")
+    return Command(name, args)
+
+
+# ---- prompt interpolation -----------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)\}")
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Replace ``{name}`` with ``str(namespace[name])``; return the text and unknown names.
+
+    Only bare identifiers are placeholders, so JSON, dict literals and code in a prompt pass
+    through untouched; ``{{name}}`` is the escape for a literal ``{name}``. An unknown name is
+    left as written (and reported) rather than failing: prompts often quote code such as
+    f-strings whose names are not notebook variables.
+    """
+    missing: list[str] = []
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return "{" + m.group(1) + "}"
+        name = m.group(2)
+        if name in namespace:
+            return str(namespace[name])
+        if name not in missing:
+            missing.append(name)
+        return m.group(0)
+
+    return _PLACEHOLDER.sub(sub, text), missing

@@ -1,0 +1,159 @@
+"""Shared plumbing of the stagent widgets: JS bundling, front-end actions, hub wiring.
+
+Buttons in the front end send custom messages (``model.send({type: "decide", ...})``) rather
+than writing traits. A custom message is handled wherever the kernel handles comm messages -
+the main shell, or a subshell thread when JupyterLab's ``commsOverSubshells`` is on - and the
+handler calls the thread-safe Lab API at once, so an Allow click takes effect even while
+another cell is busy. The handler never writes traits itself: it records the outcome and pokes
+the hub, whose thread is the only one that writes this widget's state.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets
+
+from stagent_lab.errors import StagentError
+from stagent_lab.notebook.live import LiveHub, hub_for
+
+if TYPE_CHECKING:
+    from stagent_lab.lab import Lab
+
+DECISIONS = ("allow", "always", "deny", "answer")
+
+
+@cache
+def asset(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def bundle(name: str) -> str:
+    """One ES module: the shared helpers followed by the widget's own code (no bundler)."""
+    return asset("common.js") + "\n" + asset(name)
+
+
+def operator_name() -> str:
+    return f"{os.environ.get('USER') or 'operator'} (notebook)"
+
+
+class StagentWidget(anywidget.AnyWidget):
+    """Base: the shared stylesheet and the action protocol (request id → ``last_action``)."""
+
+    _css = asset("stagent.css")
+    # Outcome of the latest front-end action: {"req": id, "ok": bool, "message": text}.
+    last_action = traitlets.Dict().tag(sync=True)
+
+    def _bind_lab(self, lab: Lab | None) -> Lab:
+        if lab is None:
+            from stagent_lab.notebook import get_lab
+
+            lab = get_lab()
+        self._lab = lab
+        return lab
+
+    @property
+    def lab(self) -> Lab:
+        return self._lab
+
+    # ---- front-end actions (shell or subshell thread) ----------------------------------
+
+    def _listen(self) -> None:
+        self._outcome: dict[str, Any] | None = None
+        self.on_msg(self._on_front_msg)
+
+    def _on_front_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        req = str(content.get("req") or "")
+        try:
+            message = self.handle_action(str(content.get("type") or ""), content)
+            outcome = {"req": req, "ok": True, "message": message}
+        except (StagentError, ValueError, KeyError, TimeoutError) as exc:
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            outcome = {"req": req, "ok": False, "message": str(text)}
+        self.report(outcome)
+
+    def report(self, outcome: dict[str, Any]) -> None:
+        """Publish an action's outcome (subclasses with a hub send it from the hub thread)."""
+        self.last_action = outcome
+
+    def handle_action(self, kind: str, content: dict[str, Any]) -> str:
+        if kind == "decide":
+            return self.decide(content)
+        raise ValueError(f"unknown action {kind!r}")
+
+    def decide(self, content: dict[str, Any]) -> str:
+        item_id = str(content.get("item_id") or "")
+        decision = str(content.get("decision") or "")
+        if decision not in DECISIONS:
+            raise ValueError(f"unknown decision {decision!r}")
+        message = str(content.get("message") or "").strip() or None
+        rule = str(content.get("rule") or "").strip() or None
+        out = self.lab.decide(
+            item_id,
+            decision,
+            message,
+            rule if decision == "always" else None,
+            decided_by=operator_name(),
+        )
+        text = {
+            "allow": "allowed",
+            "always": "always allowed",
+            "deny": "denied",
+            "answer": "answered",
+        }[decision]
+        if out.get("rule"):
+            text += f"; saved rule {out['rule']}"
+        return text
+
+
+class LiveWidget(StagentWidget):
+    """A widget fed by the Lab's hub: events in batches, ≤ 10 updates a second."""
+
+    live_task_id: str | None = None
+    live_poll: bool = False
+
+    def _start_live(self, lab: Lab) -> LiveHub:
+        self._ready = False
+        self._early: list[dict[str, Any]] = []
+        self._outcome = None
+        self._hub = hub_for(lab)
+        self._hub.attach(self)
+        return self._hub
+
+    def _go_live(self) -> None:
+        self._listen()
+        self._ready = True
+        self._hub.poke(self)
+
+    def report(self, outcome: dict[str, Any]) -> None:
+        self._outcome = outcome
+        self._hub.poke(self)
+
+    def live_deliver(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
+        if not self._ready:  # still being built: keep the events for the first real round
+            self._early.extend(events)
+            return
+        if self._early:
+            events, self._early = self._early + events, []
+        outcome, self._outcome = self._outcome, None
+        with self.hold_sync():
+            self.update_state(events, poked=poked, polled=polled)
+            if outcome is not None:
+                self.last_action = outcome
+
+    def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        hub = getattr(self, "_hub", None)
+        if hub is not None:
+            hub.detach(self)
+            if hub.cards.get(self.live_task_id or "") is self:
+                hub.cards.pop(self.live_task_id or "", None)
+        super().close()

@@ -1,0 +1,52 @@
+"""The inbox: every pending item across tasks, decided inline, and recent decisions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from stagent_lab.notebook import views
+from stagent_lab.notebook.widgets._base import LiveWidget, bundle
+
+if TYPE_CHECKING:
+    from stagent_lab.lab import Lab
+
+
+class Inbox(LiveWidget):
+    """``Inbox()``: pending approvals and questions from every task, with Allow / Always allow /
+    Deny (or an answer) per item, and the latest decisions with who made them and when."""
+
+    _esm = bundle("inbox.js")
+    items = traitlets.List().tag(sync=True)
+    recent = traitlets.List().tag(sync=True)
+    live_poll = True  # handoff approvals and expiries arrive without a task event
+
+    def __init__(self, lab: Lab | None = None, *, recent: int = 15, **kwargs: Any) -> None:
+        lab = self._bind_lab(lab)
+        self._recent_limit = recent
+        self._start_live(lab)
+        try:
+            lab.engine.call(lab.engine.flush)
+            initial = {
+                "items": views.pending_items(lab),
+                "recent": views.recent_decisions(lab, recent),
+            }
+        except BaseException:
+            self._hub.detach(self)
+            raise
+        super().__init__(**initial, **kwargs)
+        self._go_live()
+
+    def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
+        relevant = any(ev.get("event") in views.INBOX_EVENTS for ev in events)
+        if not (poked or polled or relevant):
+            return
+        if relevant and not self._hub.barrier():
+            return
+        items = views.pending_items(self.lab)
+        if items != self.items:
+            self.items = items
+        recent = views.recent_decisions(self.lab, self._recent_limit)
+        if recent != self.recent:
+            self.recent = recent

@@ -1,0 +1,141 @@
+// The monitor: headline numbers, active agents and a live log filterable by task, profile and
+// event type. Filters live in the page only, so changing one costs no kernel round trip.
+
+export default {
+  render({ model, el }) {
+    const tiles = h("div", { class: "stg-tiles" });
+    const agentsBody = h("tbody");
+    const agents = h(
+      "table",
+      { class: "stg-table stg-agents", "aria-label": "Active agents" },
+      h("thead", {}, h("tr", {}, ...["task", "profile", "runtime", "status", "elapsed", "turns", "cost"].map((c) => h("th", { text: c })))),
+      agentsBody,
+    );
+    const noAgents = h("p", { class: "stg-muted stg-empty", text: "No agent is running." });
+    const filters = { task: "", profile: "", event: "" };
+    const selects = {};
+    const filterBar = h("div", { class: "stg-filters" });
+    for (const [key, label] of [["task", "Task"], ["profile", "Profile"], ["event", "Event"]]) {
+      const select = h("select", {
+        "aria-label": `Filter by ${label.toLowerCase()}`,
+        onchange: (e) => {
+          filters[key] = e.target.value;
+          renderLog();
+        },
+      });
+      selects[key] = select;
+      filterBar.append(h("label", {}, h("span", { text: `${label} ` }), select));
+    }
+    const dropped = h("div", { class: "stg-dropped stg-muted" });
+    const list = h("ol", { class: "stg-log-list" });
+    const logBox = h("div", { class: "stg-log stg-log-tall", role: "log", "aria-label": "Live log" }, dropped, list);
+    el.append(
+      h(
+        "div",
+        { class: "stagent stg-monitor", role: "region", "aria-label": "Monitor" },
+        h("h3", { class: "stg-title", text: "Monitor" }),
+        tiles,
+        h("h4", { text: "Active agents" }),
+        noAgents,
+        agents,
+        h("h4", { text: "Live log" }),
+        filterBar,
+        logBox,
+      ),
+    );
+
+    function tile(label, value, hint) {
+      return h("div", { class: "stg-tile", title: hint || "" }, h("div", { class: "stg-tile-value", text: value }), h("div", { class: "stg-tile-label", text: label }));
+    }
+
+    function renderStats() {
+      const s = model.get("stats") || {};
+      const rate = s.success_rate === null || s.success_rate === undefined ? "–" : `${Math.round(s.success_rate * 100)}%`;
+      tiles.replaceChildren(
+        tile("active agents", String(s.active || 0), `${s.running || 0} running, ${s.waiting || 0} waiting, ${s.queued || 0} queued`),
+        tile("success rate", rate, `${s.completed || 0} completed, ${s.failed || 0} failed (all time)`),
+        tile("tasks today", String(s.tasks_today || 0), `${s.completed_today || 0} completed, ${s.failed_today || 0} failed`),
+        tile("cost today", fmtCost(s.cost_today || 0), "usage ledger since local midnight"),
+        tile("waiting for you", String(s.pending_inbox || 0), "pending inbox items"),
+      );
+    }
+
+    function renderAgents() {
+      const rows = model.get("agents") || [];
+      noAgents.hidden = rows.length > 0;
+      agents.hidden = rows.length === 0;
+      agentsBody.replaceChildren(
+        ...rows.map((a) =>
+          h(
+            "tr",
+            {
+              "data-task-id": a.id,
+              class: "stg-clickable",
+              title: "Show this task's log",
+              onclick: () => {
+                filters.task = filters.task === a.id ? "" : a.id;
+                renderLog();
+              },
+            },
+            h("td", { text: a.title || a.id }),
+            h("td", { text: a.profile }),
+            h("td", { text: a.runtime }),
+            h("td", {}, statusBadge(a.status)),
+            h("td", { class: "stg-elapsed", "data-started": a.started_ms || "", text: fmtElapsed(elapsedOf(a.started_ms)) }),
+            h("td", { text: String(a.turns || 0) }),
+            h("td", { text: fmtCost(a.cost_usd) }),
+          ),
+        ),
+      );
+    }
+
+    function entries() {
+      return (model.get("log") || []).concat(model.get("log_tail") || []);
+    }
+
+    function fillSelect(key, values, labels) {
+      const select = selects[key];
+      const current = filters[key];
+      const options = [h("option", { value: "", text: "all" })];
+      for (const v of values) options.push(h("option", { value: v, text: labels.get(v) || v }));
+      if (current && !values.includes(current)) options.push(h("option", { value: current, text: labels.get(current) || current }));
+      select.replaceChildren(...options);
+      select.value = current;
+    }
+
+    function renderLog() {
+      const all = entries();
+      const taskLabels = new Map();
+      for (const a of model.get("agents") || []) taskLabels.set(a.id, `${a.id.slice(0, 6)} ${a.title || ""}`);
+      const uniq = (f) => Array.from(new Set(all.map(f).filter(Boolean))).sort();
+      fillSelect("task", uniq((e) => e.task), taskLabels);
+      fillSelect("profile", uniq((e) => e.profile), new Map());
+      fillSelect("event", uniq((e) => e.event), new Map());
+      const shown = all.filter(
+        (e) => (!filters.task || e.task === filters.task) && (!filters.profile || e.profile === filters.profile) && (!filters.event || e.event === filters.event),
+      );
+      const stick = nearBottom(logBox);
+      fillLog(list, shown, { showTask: true });
+      const n = model.get("dropped") || 0;
+      dropped.hidden = !n;
+      dropped.textContent = n ? `${n} earlier entries not shown (query agent_logs for all)` : "";
+      if (stick) logBox.scrollTop = logBox.scrollHeight;
+    }
+
+    renderStats();
+    renderAgents();
+    renderLog();
+    logBox.scrollTop = logBox.scrollHeight;
+    model.on("change:stats", renderStats);
+    model.on("change:agents", renderAgents);
+    model.on("change:log", renderLog);
+    model.on("change:log_tail", renderLog);
+    const timer = setInterval(() => {
+      for (const cell of agentsBody.querySelectorAll("td.stg-elapsed")) {
+        const started = Number(cell.dataset.started);
+        if (started) cell.textContent = fmtElapsed(elapsedOf(started));
+      }
+    }, 1000);
+    return () => clearInterval(timer);
+  },
+};

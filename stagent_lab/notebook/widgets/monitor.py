@@ -1,0 +1,80 @@
+"""The monitor: active agents, success rate, today's tasks and cost, and a filterable live log."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from stagent_lab.notebook import views
+from stagent_lab.notebook.widgets._base import LiveWidget, bundle
+
+if TYPE_CHECKING:
+    from stagent_lab.lab import Lab
+
+STATS_MIN_INTERVAL_S = 1.0  # usage events alone refresh the numbers at most once a second
+_STATUS_EVENTS = frozenset({"status", "inbox"})
+
+
+class Monitor(LiveWidget):
+    """``Monitor()``: the control-room view over every task in the workspace.
+
+    The log keeps the newest 500 entries; filtering by task, profile and event type happens in
+    the front end, so changing a filter costs no kernel round trip.
+    """
+
+    _esm = bundle("monitor.js")
+    stats = traitlets.Dict().tag(sync=True)
+    agents = traitlets.List().tag(sync=True)
+    log = traitlets.List().tag(sync=True)
+    log_tail = traitlets.List().tag(sync=True)
+    dropped = traitlets.Int(0).tag(sync=True)
+    live_poll = True
+
+    def __init__(self, lab: Lab | None = None, *, history: int = 200, **kwargs: Any) -> None:
+        lab = self._bind_lab(lab)
+        self._buffer = views.LogBuffer()
+        self._last_stats = 0.0
+        self._start_live(lab)
+        try:
+            lab.engine.call(lab.engine.flush)
+            self._buffer.extend(views.recent_log(lab, history))
+            self._buffer.take_changes()
+            initial = {
+                "stats": views.monitor_stats(lab),
+                "agents": views.active_agents(lab),
+                "log": self._buffer.head,
+                "log_tail": self._buffer.tail,
+                "dropped": self._buffer.dropped,
+            }
+        except BaseException:
+            self._hub.detach(self)
+            raise
+        self._last_stats = time.monotonic()
+        super().__init__(**initial, **kwargs)
+        self._go_live()
+
+    def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
+        entries = [e for e in map(views.log_entry, events) if e is not None]
+        if entries:
+            self._buffer.extend(entries)
+        head_changed, tail_changed = self._buffer.take_changes()
+        if head_changed:
+            self.log = list(self._buffer.head)
+            self.dropped = self._buffer.dropped
+        if head_changed or tail_changed:
+            self.log_tail = list(self._buffer.tail)
+        kinds = {ev.get("event") for ev in events}
+        now = time.monotonic()
+        due = now - self._last_stats >= STATS_MIN_INTERVAL_S
+        if poked or polled or kinds & _STATUS_EVENTS or ("usage" in kinds and due):
+            if kinds & _STATUS_EVENTS and not self._hub.barrier():
+                return
+            self._last_stats = now
+            stats = views.monitor_stats(self.lab)
+            if stats != self.stats:
+                self.stats = stats
+            agents = views.active_agents(self.lab)
+            if agents != self.agents:
+                self.agents = agents

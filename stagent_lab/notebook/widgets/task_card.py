@@ -1,0 +1,139 @@
+"""The task card: a live view of one task, with its approvals and controls inline.
+
+The card opens by reading the task's recent history from the store (so a card for an old task,
+or one built a moment after submit, starts complete), then follows the live event stream. It
+subscribes before it reads and skips events whose ``seq`` the snapshot already holds, so no
+event falls in the gap between the two.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from stagent_lab.engine.handle import TaskHandle
+from stagent_lab.notebook import views
+from stagent_lab.notebook.live import hub_for
+from stagent_lab.notebook.widgets._base import LiveWidget, bundle
+
+if TYPE_CHECKING:
+    from stagent_lab.lab import Lab
+
+SNAPSHOT_ROWS = 500
+
+
+class TaskCard(LiveWidget):
+    """``TaskCard(task_id)``: status, elapsed time, streaming log, tokens and cost, pending
+    approvals (Allow / Always allow / Deny with a message), Cancel and Resume."""
+
+    _esm = bundle("task_card.js")
+    info = traitlets.Dict().tag(sync=True)
+    log = traitlets.List().tag(sync=True)  # the settled part of the log (changes rarely)
+    log_tail = traitlets.List().tag(sync=True)  # the newest entries (changes often)
+    dropped = traitlets.Int(0).tag(sync=True)
+    tokens = traitlets.Dict().tag(sync=True)
+    streaming = traitlets.Unicode("").tag(sync=True)
+    pending = traitlets.List().tag(sync=True)
+
+    def __init__(self, task_id: str, lab: Lab | None = None, **kwargs: Any) -> None:
+        lab = self._bind_lab(lab)
+        self.live_task_id = task_id
+        self._state = views.CardState(task_id)
+        self._start_live(lab)  # subscribe first, then read: nothing falls in between
+        try:
+            initial = self._snapshot(lab, task_id)
+        except BaseException:
+            self._hub.detach(self)
+            raise
+        super().__init__(**initial, **kwargs)
+        self._go_live()
+
+    @classmethod
+    def for_task(cls, task_id: str, lab: Lab | None = None) -> TaskCard:
+        """The card of a task: one widget model per task per kernel, shared by every view."""
+        if lab is None:
+            from stagent_lab.notebook import get_lab
+
+            lab = get_lab()
+        hub = hub_for(lab)
+        card = hub.cards.get(task_id)
+        if card is None or card.comm is None:
+            card = cls(task_id, lab)
+            hub.cards[task_id] = card
+        return card
+
+    # ---- state -------------------------------------------------------------------------
+
+    def _snapshot(self, lab: Lab, task_id: str) -> dict[str, Any]:
+        lab.engine.call(lab.engine.flush)
+        info = views.task_info(lab, task_id)  # KeyError for an unknown task
+        rows = lab.store.query_df(
+            "SELECT * FROM (SELECT task_id, seq, ts, event, tool_name, payload FROM agent_logs "
+            "WHERE task_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            [task_id, SNAPSHOT_ROWS],
+        )
+        events = rows.to_dict("records")
+        state = self._state
+        state.info = dict(info)
+        state.apply(events)
+        state.info = dict(info)  # the store row beats what the replay derived
+        state.tokens = views.token_totals(lab, task_id)
+        if events:
+            first = int(events[0]["seq"])
+            older = lab.store.query_rows(
+                "SELECT count(*) FROM agent_logs WHERE task_id = ? AND seq < ? "
+                "AND event NOT IN ('usage', 'assistant_delta')",
+                [task_id, first],
+            )
+            state.log.dropped += int(older[0][0])
+        state.log.take_changes()
+        return {
+            "info": state.info,
+            "log": state.log.head,
+            "log_tail": state.log.tail,
+            "dropped": state.log.dropped,
+            "tokens": state.tokens,
+            "streaming": state.streaming,
+            "pending": views.pending_items(lab, task_id),
+        }
+
+    def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
+        state = self._state
+        changed = state.apply(events)
+        if poked or changed & {"info", "tokens", "log"}:
+            if poked and self.lab.engine.tasks.get(self.live_task_id or "") is None:
+                state.info = {**state.info, **views.task_info(self.lab, state.task_id)}
+            state.info = views.refresh_live(self.lab, state.info)
+            if state.info != self.info:
+                self.info = dict(state.info)
+        if "tokens" in changed:
+            self.tokens = dict(state.tokens)
+        if "streaming" in changed:
+            self.streaming = state.streaming
+        head_changed, tail_changed = state.log.take_changes()
+        if head_changed:
+            self.log = list(state.log.head)
+            self.dropped = state.log.dropped
+        if tail_changed or head_changed:
+            self.log_tail = list(state.log.tail)
+        if (poked or "inbox" in changed) and self._hub.barrier():
+            pending = views.pending_items(self.lab, state.task_id)
+            if pending != self.pending:
+                self.pending = pending
+
+    # ---- actions -----------------------------------------------------------------------
+
+    def handle_action(self, kind: str, content: dict[str, Any]) -> str:
+        handle = TaskHandle(self.lab, self.live_task_id or "")
+        if kind == "cancel":
+            handle.cancel()
+            return "cancelling"
+        if kind == "resume":
+            handle.resume()
+            return "resumed"
+        return super().handle_action(kind, content)
+
+    @property
+    def task_id(self) -> str:
+        return self.live_task_id or ""
