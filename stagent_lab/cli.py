@@ -54,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     d = sub.add_parser("demo", help="review a sample project with the code-reviewer, offline")
-    d.add_argument("--approve", choices=["ask", "allow", "always", "deny"], default=None,
-                   help="how to answer approvals (default: ask at a terminal, else allow)")
+    d.add_argument(
+        "--approve",
+        choices=["ask", "allow", "always", "deny"],
+        default=None,
+        help="how to answer approvals (default: ask at a terminal, else allow)",
+    )
     d.add_argument("--runtime", help="runtime to use (default: routing picks; offline: scripted)")
     d.set_defaults(func=cmd_demo)
 
@@ -103,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=cmd_profiles_test)
     pr.set_defaults(func=cmd_profiles_list)
 
-    sub.add_parser("runtimes", help="which runtimes are usable here").set_defaults(func=cmd_runtimes)
+    sub.add_parser("runtimes", help="which runtimes are usable here").set_defaults(
+        func=cmd_runtimes
+    )
     lg = sub.add_parser("logs", help="print a task's log")
     lg.add_argument("task_id")
     lg.set_defaults(func=cmd_logs)
@@ -218,8 +224,11 @@ def follow(lab, handle, console: Console, approve: str | None) -> None:
             style="bold reverse",
         )
 
-    live = Live(status_line(), console=console, refresh_per_second=8, transient=True) \
-        if console.is_terminal else None
+    live = (
+        Live(status_line(), console=console, refresh_per_second=8, transient=True)
+        if console.is_terminal
+        else None
+    )
     try:
         if live:
             live.start()
@@ -265,8 +274,12 @@ def decide_at_terminal(lab, item, mode: str, console: Console) -> None:
             answer = input("answer> ").strip() or "(no answer)"
             lab.decide(item["id"], "answer", answer)
         else:
-            lab.decide(item["id"], "answer", "Proceed with your best judgement.",
-                       decided_by="cli --approve")
+            lab.decide(
+                item["id"],
+                "answer",
+                "Proceed with your best judgement.",
+                decided_by="cli --approve",
+            )
         return
     console.print(
         f"[bold magenta]approval needed:[/] {item['tool_name']} "
@@ -302,18 +315,23 @@ def print_outcome(lab, handle, console: Console) -> None:
     outcome = lab.sql(
         "SELECT id, profile_id, runtime_id, status, turns, round(cost_usd, 6) AS cost_usd, "
         "round(epoch(finished_at - started_at), 2) AS seconds, failure_reason FROM tasks "
-        "WHERE id = ?", [handle.id])
+        "WHERE id = ?",
+        [handle.id],
+    )
     console.print(df_table(outcome))
     decisions = lab.sql(
         "SELECT tool_name, json_extract_string(payload, '$.behavior') AS decision, "
         "json_extract_string(payload, '$.tier') AS tier, count(*) AS n FROM agent_logs "
         "WHERE task_id = ? AND event = 'tool_decision' GROUP BY ALL ORDER BY tool_name",
-        [handle.id])
+        [handle.id],
+    )
     console.print(df_table(decisions, title="Permission decisions"))
     cost = lab.sql(
         "SELECT runtime_id, model, pricing_source, count(*) AS calls, sum(input_tokens) AS input, "
         "sum(output_tokens) AS output, round(sum(cost_usd), 6) AS cost_usd FROM usage_ledger "
-        "WHERE task_id = ? GROUP BY ALL", [handle.id])
+        "WHERE task_id = ? GROUP BY ALL",
+        [handle.id],
+    )
     console.print(df_table(cost, title="Cost"))
 
 
@@ -326,14 +344,30 @@ def prepare_sample_project(home: Path) -> Path:
         shutil.rmtree(target)
     shutil.copytree(SAMPLE_PROJECT, target, ignore=shutil.ignore_patterns("__pycache__"))
     if shutil.which("git"):
-        env = {**os.environ, "GIT_AUTHOR_DATE": "2026-11-01T10:00:00", "GIT_COMMITTER_DATE":
-               "2026-11-01T10:00:00"}
-        git = ["git", "-c", "user.name=Demo", "-c", "user.email=demo@example.invalid",
-               "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_DATE": "2026-11-01T10:00:00",
+            "GIT_COMMITTER_DATE": "2026-11-01T10:00:00",
+        }
+        git = [
+            "git",
+            "-c",
+            "user.name=Demo",
+            "-c",
+            "user.email=demo@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ]
         subprocess.run([*git, "init", "-q"], cwd=target, check=True, env=env)
         subprocess.run([*git, "add", "-A"], cwd=target, check=True, env=env)
-        subprocess.run([*git, "commit", "-q", "-m", "Invoice service: first version"],
-                       cwd=target, check=True, env=env)
+        subprocess.run(
+            [*git, "commit", "-q", "-m", "Invoice service: first version"],
+            cwd=target,
+            check=True,
+            env=env,
+        )
     return target
 
 
@@ -344,14 +378,15 @@ def cmd_demo(args, console: Console) -> int:
         console.print(f"workspace: {lab.home}")
         project = prepare_sample_project(lab.home)
         console.print(f"sample project: {project}")
-        handle = lab.submit(DEMO_PROMPT, profile="code-reviewer", project=project,
-                            runtime=args.runtime)
+        handle = lab.submit(
+            DEMO_PROMPT, profile="code-reviewer", project=project, runtime=args.runtime
+        )
         st = lab.engine.tasks[handle.id]
         console.print(f"task {handle.id}: profile code-reviewer on runtime {st.runtime_id}\n")
         follow(lab, handle, console, args.approve)
         handle.wait(timeout=600)
         print_outcome(lab, handle, console)
-        console.print(f"\nExplore it: stagent-lab --home {lab.home} sql \"SELECT * FROM agent_logs\"")
+        console.print(f'\nExplore it: stagent-lab --home {lab.home} sql "SELECT * FROM agent_logs"')
         return 0 if handle.status == "completed" else 1
     finally:
         lab.close()
@@ -361,9 +396,16 @@ def cmd_run(args, console: Console) -> int:
     lab = open_lab(args)
     try:
         script = Path(args.script).read_text() if args.script else None
-        handle = lab.submit(args.prompt, profile=args.profile, runtime=args.runtime,
-                            project=args.project, max_turns=args.max_turns,
-                            max_budget_usd=args.budget, script=script, model=args.model)
+        handle = lab.submit(
+            args.prompt,
+            profile=args.profile,
+            runtime=args.runtime,
+            project=args.project,
+            max_turns=args.max_turns,
+            max_budget_usd=args.budget,
+            script=script,
+            model=args.model,
+        )
         if args.no_wait:
             console.print(handle.id)
             return 0
@@ -378,8 +420,17 @@ def cmd_run(args, console: Console) -> int:
 def cmd_tasks(args, console: Console) -> int:
     with open_lab(args) as lab:
         df = lab.tasks(status=args.status)
-        cols = ["id", "title", "profile_id", "runtime_id", "status", "turns", "cost_usd",
-                "created_at", "failure_reason"]
+        cols = [
+            "id",
+            "title",
+            "profile_id",
+            "runtime_id",
+            "status",
+            "turns",
+            "cost_usd",
+            "created_at",
+            "failure_reason",
+        ]
         console.print(df_table(df[cols].tail(args.limit), title="Tasks"))
     return 0
 
@@ -387,8 +438,18 @@ def cmd_tasks(args, console: Console) -> int:
 def cmd_inbox_list(args, console: Console) -> int:
     with open_lab(args) as lab:
         df = lab.inbox("all" if args.all else "pending")
-        cols = ["id", "task_id", "kind", "tool_name", "tool_input", "question", "suggested_rule",
-                "status", "decision", "decided_by"]
+        cols = [
+            "id",
+            "task_id",
+            "kind",
+            "tool_name",
+            "tool_input",
+            "question",
+            "suggested_rule",
+            "status",
+            "decision",
+            "decided_by",
+        ]
         console.print(df_table(df[cols], title="Inbox"))
         if df.empty:
             console.print("nothing waiting" if not args.all else "no items")
@@ -398,20 +459,38 @@ def cmd_inbox_list(args, console: Console) -> int:
 def cmd_inbox_decide(args, console: Console) -> int:
     with open_lab(args) as lab:
         out = lab.decide(args.item_id, args.decision, args.message, args.rule, scope=args.scope)
-        console.print(f"decided {out['item_id']}: {out['decision']}"
-                      + (f" (saved rule {out['rule']})" if out.get("rule") else ""))
+        console.print(
+            f"decided {out['item_id']}: {out['decision']}"
+            + (f" (saved rule {out['rule']})" if out.get("rule") else "")
+        )
     return 0
 
 
 def cmd_profiles_list(args, console: Console) -> int:
     with open_lab(args) as lab:
         table = Table(title="Profiles")
-        for col in ("id", "name", "domain", "preferred", "tools", "auto-approve", "max turns", "origin"):
+        for col in (
+            "id",
+            "name",
+            "domain",
+            "preferred",
+            "tools",
+            "auto-approve",
+            "max turns",
+            "origin",
+        ):
             table.add_column(col, overflow="fold")
         for p in lab.profiles.all():
-            table.add_row(p.id, p.name, p.domain, p.preferred_runtime or "",
-                          ", ".join(p.allowed_tools), ", ".join(p.can_use_tool_policy.auto_approve),
-                          str(p.max_turns), p.origin)
+            table.add_row(
+                p.id,
+                p.name,
+                p.domain,
+                p.preferred_runtime or "",
+                ", ".join(p.allowed_tools),
+                ", ".join(p.can_use_tool_policy.auto_approve),
+                str(p.max_turns),
+                p.origin,
+            )
         console.print(table)
         for err in lab.profile_errors():
             console.print(f"[red]profile error:[/] {err}")
@@ -424,7 +503,9 @@ def cmd_profiles_show(args, console: Console) -> int:
         console.print(f"[bold]{p.name}[/] ({p.id} v{p.version}, {p.origin}: {p.source_dir})")
         console.print(p.description)
         console.print(f"tags: {', '.join(p.tags)}")
-        console.print(f"runtimes: {', '.join(p.supported_runtimes)} (preferred: {p.preferred_runtime})")
+        console.print(
+            f"runtimes: {', '.join(p.supported_runtimes)} (preferred: {p.preferred_runtime})"
+        )
         console.print(f"allowed tools: {', '.join(p.allowed_tools)}")
         console.print(f"auto-approve: {', '.join(p.can_use_tool_policy.auto_approve) or '-'}")
         console.print(f"auto-deny: {', '.join(p.can_use_tool_policy.auto_deny) or '-'}")
@@ -439,16 +520,34 @@ def cmd_profiles_show(args, console: Console) -> int:
 def cmd_profiles_test(args, console: Console) -> int:
     with open_lab(args) as lab:
         df = lab.test_profile(args.profile_id, runtime=args.runtime)
-        console.print(df_table(df[["test_index", "task", "runtime_id", "status", "passed",
-                                   "missing"]], title=f"Smoke tests: {args.profile_id}"))
+        console.print(
+            df_table(
+                df[["test_index", "task", "runtime_id", "status", "passed", "missing"]],
+                title=f"Smoke tests: {args.profile_id}",
+            )
+        )
         return 0 if bool(df["passed"].all()) else 1
 
 
 def cmd_runtimes(args, console: Console) -> int:
     with open_lab(args) as lab:
         df = lab.runtimes(refresh=True)
-        console.print(df_table(df[["runtime", "provider", "usable", "reason", "default_model",
-                                   "resume", "approvals"]], title="Runtimes"))
+        console.print(
+            df_table(
+                df[
+                    [
+                        "runtime",
+                        "provider",
+                        "usable",
+                        "reason",
+                        "default_model",
+                        "resume",
+                        "approvals",
+                    ]
+                ],
+                title="Runtimes",
+            )
+        )
     return 0
 
 

@@ -6,7 +6,7 @@
     ├── ProfileError                  a profile file is invalid (file, line, reason)
     │   └── ProfileNotFoundError      unknown profile id (lists the valid ones)
     ├── RuntimeNotAvailableError      unknown or unusable runtime (says why, names the extra)
-    ├── RuntimeFailure                a runtime failed during a run (vendor errors are translated to this)
+    ├── RuntimeFailure                a runtime failed during a run (vendor errors become this)
     ├── ScriptError                   a scripted-runtime script is malformed (step index, reason)
     ├── RuleSyntaxError               a permission rule does not parse
     ├── TaskStateError                an illegal task state transition

@@ -58,8 +58,11 @@ class Lab:
             self.engine = Engine(self.store, self.catalog, settings=settings, max_concurrent=limit)
             # Keys handed over as runtime options are redacted like keys from the environment.
             self.engine.redact.add(
-                {f"{rid}.api_key": str(o["api_key"]) for rid, o in (runtime_options or {}).items()
-                 if o.get("api_key")}
+                {
+                    f"{rid}.api_key": str(o["api_key"])
+                    for rid, o in (runtime_options or {}).items()
+                    if o.get("api_key")
+                }
             )
             self.engine.task_loader = self._load_task_state
             self.engine.instruction_hooks.append(self._project_instructions)
@@ -315,7 +318,9 @@ class Lab:
             f"{where} ORDER BY i.created_at",
             params,
         )
-        df["tool_input"] = df["tool_input"].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+        df["tool_input"] = df["tool_input"].map(
+            lambda v: json.loads(v) if isinstance(v, str) else v
+        )
         return df
 
     def wait_inbox(self, timeout: float = 30, task: str | None = None) -> pd.DataFrame:
@@ -393,9 +398,16 @@ class Lab:
             kw["script"] = script
         return self.engine.call(
             lambda: self.handoff_bus.send(
-                to_profile=to_profile, subject=subject, body=body, from_profile=from_profile,
-                source_task_id=source_task, require_approval=require_approval,
-                project_id=project_id, working_dir=working_dir, runtime=runtime, **kw,
+                to_profile=to_profile,
+                subject=subject,
+                body=body,
+                from_profile=from_profile,
+                source_task_id=source_task,
+                require_approval=require_approval,
+                project_id=project_id,
+                working_dir=working_dir,
+                runtime=runtime,
+                **kw,
             )
         )
 

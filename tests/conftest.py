@@ -36,7 +36,9 @@ maxTurns: 20
 """
 
 
-def write_profile(root: Path, pid: str, yaml_text: str, skill: str = "You are a test agent.") -> Path:
+def write_profile(
+    root: Path, pid: str, yaml_text: str, skill: str = "You are a test agent."
+) -> Path:
     d = root / pid
     d.mkdir(parents=True, exist_ok=True)
     (d / "profile.yaml").write_text(yaml_text)
@@ -49,8 +51,13 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("STAGENT_HOME", raising=False)
-    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL",
-                "OLLAMA_HOST"):
+    for var in (
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_BASE_URL",
+        "OLLAMA_HOST",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -78,8 +85,13 @@ def project(tmp_path) -> Path:
             """
         )
     )
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
     subprocess.run(["git", "init", "-q"], cwd=proj, check=True, env=env)
     subprocess.run(["git", "add", "-A"], cwd=proj, check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "initial commit"], cwd=proj, check=True, env=env)

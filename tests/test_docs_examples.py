@@ -1,6 +1,6 @@
 """Every ```python block in README.md and docs/ runs.
 
-The blocks of one page run in order in one fresh interpreter (so a page can build on earlier blocks),
+The blocks of one page run in order in one fresh interpreter (a page can build on earlier blocks),
 with its own HOME, STAGENT_HOME and working folder. A block whose first line starts with
 ``# not run:`` is shown to readers but skipped here (it needs a real account, say); the reason is
 part of the line.
@@ -31,10 +31,20 @@ RUNNABLE = [p for p in PAGES if blocks(p)]
 @pytest.mark.parametrize("page", RUNNABLE, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE])
 def test_page_examples_run(page, tmp_path):
     code = "\n\n".join(blocks(page))
-    env = {**os.environ, "HOME": str(tmp_path), "STAGENT_HOME": str(tmp_path / "ws"),
-           "PYTHONWARNINGS": "error::DeprecationWarning"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "STAGENT_HOME": str(tmp_path / "ws"),
+        "PYTHONWARNINGS": "error::DeprecationWarning",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, f"{page.name} examples failed:\n{out.stdout}\n{out.stderr}"
 
 
@@ -43,7 +53,9 @@ def test_not_run_blocks_say_why():
         for b in BLOCK.findall(page.read_text()):
             first = b.lstrip().splitlines()[0] if b.strip() else ""
             if first.startswith("# not run"):
-                assert len(first) > len("# not run:") + 5, f"{page.name}: say why a block is not run"
+                assert len(first) > len("# not run:") + 5, (
+                    f"{page.name}: say why a block is not run"
+                )
 
 
 LINK = re.compile(r"\[[^\]]+\]\(([^)#:]+)(?:#[^)]*)?\)")

@@ -15,8 +15,23 @@ def test_all_names_exist():
 
 def test_public_names_are_listed():
     public = {n for n in dir(stagent_lab) if not n.startswith("_")}
-    modules = {"cli", "config", "engine", "errors", "governance", "lab", "profiles", "runtimes",
-               "store", "tools", "usage", "memory", "handoffs", "notebook", "analytics"}
+    modules = {
+        "cli",
+        "config",
+        "engine",
+        "errors",
+        "governance",
+        "lab",
+        "profiles",
+        "runtimes",
+        "store",
+        "tools",
+        "usage",
+        "memory",
+        "handoffs",
+        "notebook",
+        "analytics",
+    }
     assert public - modules - {"annotations"} <= set(stagent_lab.__all__)
 
 

@@ -109,7 +109,9 @@ class EngineRunContext(RunContext):
         call_id: str | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        shown = output if len(output) <= LOG_OUTPUT_CAP else output[:LOG_OUTPUT_CAP] + "…[truncated]"
+        shown = (
+            output if len(output) <= LOG_OUTPUT_CAP else output[:LOG_OUTPUT_CAP] + "…[truncated]"
+        )
         self._engine.log(
             self._st,
             "tool_result",

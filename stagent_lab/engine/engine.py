@@ -140,7 +140,9 @@ class Engine:
         self.cond = threading.Condition()
         self._waiters: dict[str, tuple[asyncio.Future[Any], str]] = {}
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._thread_main, name="stagent-engine", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="stagent-engine", daemon=True
+        )
         self._ready = threading.Event()
         self._sem: asyncio.Semaphore | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -164,7 +166,9 @@ class Engine:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float | None = 60, **kw: Any) -> Any:
+    def call(
+        self, fn: Callable[..., Any], *args: Any, timeout: float | None = 60, **kw: Any
+    ) -> Any:
         """Run ``fn`` (sync or async) on the engine thread and return its result."""
         if self.closed:
             raise StagentError("this Lab is closed")
@@ -205,8 +209,14 @@ class Engine:
             now = utcnow()
             for tid, status in orphans:
                 self.writer.add_log(
-                    self._row(tid, (seqs.get(tid) or 0) + 1, None, "status", None,
-                              {"from": status, "to": "failed", "reason": "engine stopped"})
+                    self._row(
+                        tid,
+                        (seqs.get(tid) or 0) + 1,
+                        None,
+                        "status",
+                        None,
+                        {"from": status, "to": "failed", "reason": "engine stopped"},
+                    )
                 )
 
             def mark(c: Any) -> None:
@@ -259,7 +269,12 @@ class Engine:
     # ---- logging ------------------------------------------------------------------------
 
     def _row(
-        self, task_id: str, seq: int, runtime_id: str | None, event: str, tool: str | None,
+        self,
+        task_id: str,
+        seq: int,
+        runtime_id: str | None,
+        event: str,
+        tool: str | None,
         payload: dict[str, Any],
     ) -> dict[str, Any]:
         assert self.writer is not None
@@ -379,10 +394,21 @@ class Engine:
                 "status, result, failure_reason, session_id, resume_count, max_turns, "
                 "max_budget_usd, parent_task_id, source, options, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', NULL, NULL, NULL, 0, ?, ?, ?, ?, ?, ?)",
-                [st.id, st.project_id, self.redact(st.title), self.redact(st.prompt),
-                 st.profile_id, st.runtime_id, st.model, st.max_turns, st.max_budget_usd,
-                 st.parent_task_id, st.source,
-                 self.redact(_persistable_options(st.runtime_options)), now],
+                [
+                    st.id,
+                    st.project_id,
+                    self.redact(st.title),
+                    self.redact(st.prompt),
+                    st.profile_id,
+                    st.runtime_id,
+                    st.model,
+                    st.max_turns,
+                    st.max_budget_usd,
+                    st.parent_task_id,
+                    st.source,
+                    self.redact(_persistable_options(st.runtime_options)),
+                    now,
+                ],
             )
 
         self.writer.flush(extra=insert)  # type: ignore[union-attr]
@@ -473,8 +499,15 @@ class Engine:
             if ev.delta:
                 st.text_buffer.append(ev.text)
                 self._publish(
-                    {"task_id": st.id, "event": "assistant_delta", "payload": ev.text,
-                     "ts": utcnow(), "seq": None, "tool_name": None, "runtime_id": st.runtime_id},
+                    {
+                        "task_id": st.id,
+                        "event": "assistant_delta",
+                        "payload": ev.text,
+                        "ts": utcnow(),
+                        "seq": None,
+                        "tool_name": None,
+                        "runtime_id": st.runtime_id,
+                    },
                     st,
                 )
             else:
@@ -631,13 +664,29 @@ class Engine:
             con.execute(
                 "INSERT INTO inbox_items (id, task_id, kind, tool_name, tool_input, question, "
                 "suggested_rule, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                [item_id, st.id, item["kind"], item.get("tool_name"),
-                 self.redact(json.dumps(item.get("tool_input"))) if item.get("tool_input") is not None else None,
-                 item.get("question"), item.get("suggested_rule"), now],
+                [
+                    item_id,
+                    st.id,
+                    item["kind"],
+                    item.get("tool_name"),
+                    self.redact(json.dumps(item.get("tool_input")))
+                    if item.get("tool_input") is not None
+                    else None,
+                    item.get("question"),
+                    item.get("suggested_rule"),
+                    now,
+                ],
             )
 
-        self.log(st, "inbox", tool_name=item.get("tool_name"), item_id=item_id, kind=item["kind"],
-                 question=item.get("question"), suggested_rule=item.get("suggested_rule"))
+        self.log(
+            st,
+            "inbox",
+            tool_name=item.get("tool_name"),
+            item_id=item_id,
+            kind=item["kind"],
+            question=item.get("question"),
+            suggested_rule=item.get("suggested_rule"),
+        )
         if st.status == S.RUNNING:
             self.set_status(st, S.WAITING, extra=insert)
         else:
@@ -657,8 +706,13 @@ class Engine:
         self, st: TaskState, tool: str, tool_input: dict[str, Any]
     ) -> PermissionDecision:
         suggested = suggest_rule(tool, tool_input, working_dir=st.working_dir)
-        item = {"id": new_id(), "kind": "permission", "tool_name": tool,
-                "tool_input": tool_input, "suggested_rule": suggested}
+        item = {
+            "id": new_id(),
+            "kind": "permission",
+            "tool_name": tool,
+            "tool_input": tool_input,
+            "suggested_rule": suggested,
+        }
         return await self._wait_inbox(st, item)
 
     async def ask_human_question(self, st: TaskState, question: str) -> str:
@@ -688,9 +742,13 @@ class Engine:
         if status != "pending":
             detail = f" ({prev} by {prev_by})" if prev else ""
             raise InboxError(f"inbox item {item_id} is already {status}{detail}")
-        valid = {"permission": {"allow", "always", "deny"}, "question": {"answer", "deny"},
-                 "handoff": {"allow", "deny"}, "budget": {"allow", "deny"},
-                 "notice": {"allow", "deny", "answer"}}.get(kind, {"allow", "deny"})
+        valid = {
+            "permission": {"allow", "always", "deny"},
+            "question": {"answer", "deny"},
+            "handoff": {"allow", "deny"},
+            "budget": {"allow", "deny"},
+            "notice": {"allow", "deny", "answer"},
+        }.get(kind, {"allow", "deny"})
         if decision not in valid:
             raise InboxError(
                 f"{decision!r} does not fit a {kind} item; use one of {', '.join(sorted(valid))}"
@@ -729,8 +787,11 @@ class Engine:
         if waiter is not None:
             fut = waiter[0]
             if kind == "question":
-                value: Any = message if decision == "answer" else (
-                    f"The operator declined to answer: {message or 'no reason given'}")
+                value: Any = (
+                    message
+                    if decision == "answer"
+                    else (f"The operator declined to answer: {message or 'no reason given'}")
+                )
             elif decision == "deny":
                 value = PermissionDecision("deny", "human", message or "Denied by the operator.")
             else:
@@ -761,8 +822,12 @@ class Engine:
     # ---- rules, projects, settings, transcripts ---------------------------------------
 
     def add_rule(
-        self, rule: str, effect: str = "allow", scope: str = "global",
-        scope_id: str | None = None, created_from: str | None = None,
+        self,
+        rule: str,
+        effect: str = "allow",
+        scope: str = "global",
+        scope_id: str | None = None,
+        created_from: str | None = None,
     ) -> str:
         rule = validate_rule(rule)
         if effect not in ("allow", "deny"):
@@ -810,4 +875,3 @@ class Engine:
         for hook in self.tool_service_hooks:
             services.update(hook(st))
         return services
-

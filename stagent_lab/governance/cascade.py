@@ -79,7 +79,10 @@ def evaluate(
     for entry in auto_deny:
         if _entry_matches(entry, tool, tool_input, working_dir, mode="deny"):
             return PermissionDecision(
-                "deny", "profile_auto_deny", f"Denied by profile {profile_id} policy: {entry}.", rule=entry
+                "deny",
+                "profile_auto_deny",
+                f"Denied by profile {profile_id} policy: {entry}.",
+                rule=entry,
             )
     for entry in auto_approve:
         if _entry_matches(entry, tool, tool_input, working_dir):

@@ -32,8 +32,12 @@ def run_smoke_tests(
     rows = []
     for index, test in enumerate(profile.tests):
         handle = lab.submit(
-            test.task, profile=profile_id, runtime=runtime, source="profile_test",
-            activity="profile_test", title=f"[smoke {index + 1}] {test.task[:60]}",
+            test.task,
+            profile=profile_id,
+            runtime=runtime,
+            source="profile_test",
+            activity="profile_test",
+            title=f"[smoke {index + 1}] {test.task[:60]}",
         )
         deadline_handle = handle
         try:
@@ -76,10 +80,15 @@ def _drain_inbox_until_done(lab: Lab, task_id: str, timeout: float) -> None:
         if left <= 0:
             raise TimeoutError(f"smoke test task {task_id} did not finish in {timeout}s")
         try:
-            handle.wait_for("completed", "failed", "cancelled", "paused", "waiting",
-                            timeout=min(left, 5))
+            handle.wait_for(
+                "completed", "failed", "cancelled", "paused", "waiting", timeout=min(left, 5)
+            )
         except TimeoutError:
             continue
         for item_id in lab.inbox()["id"][lab.inbox()["task_id"] == task_id]:
-            lab.decide(item_id, "deny", "Smoke tests run unattended: no human approvals.",
-                       decided_by="smoke-test")
+            lab.decide(
+                item_id,
+                "deny",
+                "Smoke tests run unattended: no human approvals.",
+                decided_by="smoke-test",
+            )

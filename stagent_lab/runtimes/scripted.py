@@ -3,7 +3,7 @@
 It plays a script of steps through the same governed path as a model runtime would:
 
     {"say": "text"}                          the agent says something (one turn)
-    {"tool": "Read", "input": {...}}         the agent calls a tool (one turn; goes through the cascade)
+    {"tool": "Read", "input": {...}}         a tool call (one turn; goes through the cascade)
     {"ask": "question?"}                     the agent asks the operator (an inbox question)
     {"sleep": 0.5}                           think time, in seconds
     {"result": "text"}                       final answer; ends the run
@@ -103,8 +103,7 @@ def _provider_for(model: str) -> str:
 
 
 def _as_generator(steps: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], Any, None]:
-    for step in steps:
-        yield step
+    yield from steps
 
 
 class ScriptedRuntime(Runtime):
@@ -134,10 +133,14 @@ class ScriptedRuntime(Runtime):
                 n_params = len(inspect.signature(script).parameters)
             except (TypeError, ValueError):
                 n_params = 2
-            produced = script(ctx.prompt, ctx.profile, ctx) if n_params >= 3 else script(
-                ctx.prompt, ctx.profile
+            produced = (
+                script(ctx.prompt, ctx.profile, ctx)
+                if n_params >= 3
+                else script(ctx.prompt, ctx.profile)
             )
-            gen = produced if inspect.isgenerator(produced) else _as_generator(load_script(produced))
+            gen = (
+                produced if inspect.isgenerator(produced) else _as_generator(load_script(produced))
+            )
         else:
             gen = _as_generator(script)
 

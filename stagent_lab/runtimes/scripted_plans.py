@@ -22,19 +22,42 @@ REVIEW_CHECKS: list[tuple[str, str, str, re.Pattern[str]]] = [
         "SQL injection: query built from strings",
         "OWASP A03 Injection",
         "high",
-        re.compile(r"(execute\(\s*f[\"']|execute\([^)]*(%|\+|\.format\()|f[\"']\s*(SELECT|INSERT|UPDATE|DELETE)\b|[\"']\s*(SELECT|INSERT|UPDATE|DELETE)\b[^\"']*[\"']\s*(%|\+|\.format))", re.I),
+        re.compile(
+            r"(execute\(\s*f[\"']|execute\([^)]*(%|\+|\.format\()|f[\"']\s*(SELECT|INSERT|UPDATE|DELETE)\b|[\"']\s*(SELECT|INSERT|UPDATE|DELETE)\b[^\"']*[\"']\s*(%|\+|\.format))",
+            re.I,
+        ),
     ),
-    ("Code execution from input (eval/exec)", "OWASP A03 Injection", "high", re.compile(r"\b(eval|exec)\(")),
-    ("Shell command injection risk", "OWASP A03 Injection", "high", re.compile(r"shell\s*=\s*True|os\.system\(")),
+    (
+        "Code execution from input (eval/exec)",
+        "OWASP A03 Injection",
+        "high",
+        re.compile(r"\b(eval|exec)\("),
+    ),
+    (
+        "Shell command injection risk",
+        "OWASP A03 Injection",
+        "high",
+        re.compile(r"shell\s*=\s*True|os\.system\("),
+    ),
     (
         "Hard-coded secret",
         "OWASP A07 Identification and Authentication Failures",
         "high",
         re.compile(r"(SECRET|PASSWORD|API_KEY|TOKEN)\w*\s*=\s*[\"'][^\"']+[\"']", re.I),
     ),
-    ("Weak password hashing (md5/sha1)", "OWASP A02 Cryptographic Failures", "medium", re.compile(r"\b(md5|sha1)\b", re.I)),
+    (
+        "Weak password hashing (md5/sha1)",
+        "OWASP A02 Cryptographic Failures",
+        "medium",
+        re.compile(r"\b(md5|sha1)\b", re.I),
+    ),
     ("Bare except hides failures", "reliability", "low", re.compile(r"except\s*:")),
-    ("Unfinished work (TODO/FIXME)", "maintainability", "info", re.compile(r"\b(TODO|FIXME|XXX)\b")),
+    (
+        "Unfinished work (TODO/FIXME)",
+        "maintainability",
+        "info",
+        re.compile(r"\b(TODO|FIXME|XXX)\b"),
+    ),
 ]
 REVIEW_GREP = (
     r"execute\(|SELECT|INSERT|UPDATE|DELETE|\beval\(|\bexec\(|shell\s*=\s*True|os\.system\("
@@ -76,7 +99,9 @@ def code_review_plan(ctx: RunContext, allowed: set[str]) -> Plan:
     if "Read" in allowed:
         ranked = sorted(
             {loc.split(":")[0] for items in findings.values() for loc, *_ in items},
-            key=lambda p: -sum(1 for items in findings.values() for loc, *_ in items if loc.startswith(p)),
+            key=lambda p: (
+                -sum(1 for items in findings.values() for loc, *_ in items if loc.startswith(p))
+            ),
         )
         for path in ranked[:2]:
             text = yield {"tool": "Read", "input": {"file_path": path}}

@@ -22,7 +22,8 @@ def migration(fn: Migration) -> Migration:
 
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
     con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
     )
     return [r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()]
 

@@ -14,8 +14,14 @@ BIN = [sys.executable, "-m", "stagent_lab.cli"]
 
 def run(*args: str, home: Path, input: str | None = None, timeout: float = 120):
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
-    return subprocess.run([*BIN, "--home", str(home), *args], capture_output=True, text=True,
-                          input=input, timeout=timeout, env=env)
+    return subprocess.run(
+        [*BIN, "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_demo_allow_runs_the_whole_loop(tmp_path):
@@ -36,7 +42,8 @@ def test_demo_allow_runs_the_whole_loop(tmp_path):
         n_ledger = con.execute("SELECT count(*) FROM usage_ledger").fetchone()[0]
         assert n_ledger == turns
         decided = con.execute(
-            "SELECT decision, decided_by FROM inbox_items WHERE tool_name = 'Bash'").fetchall()
+            "SELECT decision, decided_by FROM inbox_items WHERE tool_name = 'Bash'"
+        ).fetchall()
         assert decided == [("allow", "cli --approve")]
     finally:
         con.close()
@@ -52,8 +59,17 @@ def test_run_with_script_then_list_and_inspect(tmp_path, project):
     home = tmp_path / "ws"
     script = tmp_path / "script.yaml"
     script.write_text("- tool: Read\n  input: {file_path: README.md}\n- say: read the readme\n")
-    out = run("run", "look", "--profile", "general", "--project", str(project),
-              "--script", str(script), home=home)
+    out = run(
+        "run",
+        "look",
+        "--profile",
+        "general",
+        "--project",
+        str(project),
+        "--script",
+        str(script),
+        home=home,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "read the readme" in out.stdout
     tasks = run("tasks", home=home)

@@ -32,8 +32,12 @@ def test_every_transition_is_checked(cur, new):
 
 
 def test_submit_returns_while_long_task_runs(lab, project):
-    handle = lab.submit("long job", profile="tester", project=project,
-                        script=[{"say": "starting"}, {"sleep": 30}, {"say": "done"}])
+    handle = lab.submit(
+        "long job",
+        profile="tester",
+        project=project,
+        script=[{"say": "starting"}, {"sleep": 30}, {"say": "done"}],
+    )
     # submit has returned; the task is still in flight on the engine thread.
     assert handle.status in ("queued", "running")
     handle.wait_for("running", timeout=60)
@@ -45,10 +49,15 @@ def test_submit_returns_while_long_task_runs(lab, project):
 
 
 def test_completed_run_records_result_logs_and_usage(lab, project):
-    handle = lab.submit("read it", profile="tester", project=project, script=[
-        {"tool": "Read", "input": {"file_path": "README.md"}},
-        {"say": "The README says it is a tiny project."},
-    ])
+    handle = lab.submit(
+        "read it",
+        profile="tester",
+        project=project,
+        script=[
+            {"tool": "Read", "input": {"file_path": "README.md"}},
+            {"say": "The README says it is a tiny project."},
+        ],
+    )
     handle.wait(timeout=60)
     assert handle.status == "completed"
     assert handle.result == "The README says it is a tiny project."
@@ -70,16 +79,25 @@ def test_completed_run_records_result_logs_and_usage(lab, project):
 
 
 def test_stream_without_result_fails_with_diagnostic(lab, project):
-    handle = lab.submit("x", profile="tester", project=project,
-                        script=[{"tool": "Glob", "input": {"pattern": "*.md"}}])
+    handle = lab.submit(
+        "x",
+        profile="tester",
+        project=project,
+        script=[{"tool": "Glob", "input": {"pattern": "*.md"}}],
+    )
     handle.wait(timeout=60)
     assert handle.status == "failed"
     assert "ended without a result after 1 turn" in handle.failure_reason
 
 
 def test_max_turns_enforced(lab, project):
-    handle = lab.submit("x", profile="tester", project=project, max_turns=2,
-                        script=[{"say": "1"}, {"say": "2"}, {"say": "3"}])
+    handle = lab.submit(
+        "x",
+        profile="tester",
+        project=project,
+        max_turns=2,
+        script=[{"say": "1"}, {"say": "2"}, {"say": "3"}],
+    )
     handle.wait(timeout=60)
     assert handle.status == "failed"
     assert handle.failure_reason == "max turns reached (2)"
@@ -88,8 +106,14 @@ def test_max_turns_enforced(lab, project):
 
 def test_budget_enforced_with_real_prices(lab, project):
     steps = [{"say": "word " * 400}] * 10
-    handle = lab.submit("x", profile="tester", project=project, model="claude-sonnet-4-5",
-                        max_budget_usd=0.01, script=steps)
+    handle = lab.submit(
+        "x",
+        profile="tester",
+        project=project,
+        model="claude-sonnet-4-5",
+        max_budget_usd=0.01,
+        script=steps,
+    )
     handle.wait(timeout=60)
     assert handle.status == "failed"
     assert handle.failure_reason.startswith("budget exceeded: spent $")
@@ -100,19 +124,23 @@ def test_budget_enforced_with_real_prices(lab, project):
 
 
 def test_failing_script_step(lab, project):
-    handle = lab.submit("x", profile="tester", project=project,
-                        script="- say: trying\n- fail: upstream API returned garbage\n")
+    handle = lab.submit(
+        "x",
+        profile="tester",
+        project=project,
+        script="- say: trying\n- fail: upstream API returned garbage\n",
+    )
     handle.wait(timeout=60)
     assert handle.status == "failed"
     assert handle.failure_reason == "upstream API returned garbage"
 
 
 def test_bad_inputs_fail_at_submit_with_precise_errors(lab, project):
-    with pytest.raises(ProfileNotFoundError, match="valid profiles: .*code-reviewer"):
+    with pytest.raises(ProfileNotFoundError, match=r"valid profiles: .*code-reviewer"):
         lab.submit("x", profile="nope", project=project)
     with pytest.raises(RuntimeNotAvailableError, match="unknown runtime 'warp'"):
         lab.submit("x", profile="tester", runtime="warp", project=project)
-    with pytest.raises(ScriptError, match="step 2: needs exactly one of"):
+    with pytest.raises(ScriptError, match=r"step 2: needs exactly one of"):
         lab.submit("x", profile="tester", project=project, script=[{"say": "a"}, {"sya": "b"}])
     with pytest.raises(ScriptError, match="line 2"):
         lab.submit("x", profile="tester", project=project, script="- say: a\n-: : :\n  bad")
@@ -125,10 +153,15 @@ def test_bad_inputs_fail_at_submit_with_precise_errors(lab, project):
 
 
 def test_cancel_kills_running_bash_child(lab, project):
-    handle = lab.submit("x", profile="tester", project=project, script=[
-        {"tool": "Bash", "input": {"command": "sleep 300 & echo $! > child.pid; wait"}},
-        {"say": "never"},
-    ])
+    handle = lab.submit(
+        "x",
+        profile="tester",
+        project=project,
+        script=[
+            {"tool": "Bash", "input": {"command": "sleep 300 & echo $! > child.pid; wait"}},
+            {"say": "never"},
+        ],
+    )
     pid_file = project / "child.pid"
     deadline = time.monotonic() + 60
     while not (pid_file.exists() and pid_file.read_text().strip()):
@@ -170,8 +203,12 @@ def test_concurrency_limit_queues_the_rest(tmp_path, profiles_dir, project):
 
     with Lab(home=tmp_path / "ws2", profile_dirs=[profiles_dir], max_concurrent=2) as lab:
         lab.subscribe(watch)
-        handles = [lab.submit(f"t{i}", profile="tester", project=project,
-                              script=[{"sleep": 0.2}, {"say": "ok"}]) for i in range(6)]
+        handles = [
+            lab.submit(
+                f"t{i}", profile="tester", project=project, script=[{"sleep": 0.2}, {"say": "ok"}]
+            )
+            for i in range(6)
+        ]
         for h in handles:
             h.wait(timeout=60)
         assert all(h.status == "completed" for h in handles)

@@ -197,11 +197,16 @@ def test_cancel_while_waiting_expires_the_item(lab, project):
 
 def test_deny_policies_fire_on_any_part_of_a_compound_line(lab, project):
     lab.add_rule("Bash(command:curl *)", "deny")
-    h = lab.submit("x", profile="guarded", project=project, script=[
-        {"tool": "Bash", "input": {"command": "git status && rm -rf src"}},
-        {"tool": "Bash", "input": {"command": "echo ok; sudo curl http://example.invalid"}},
-        {"say": "done"},
-    ])
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[
+            {"tool": "Bash", "input": {"command": "git status && rm -rf src"}},
+            {"tool": "Bash", "input": {"command": "echo ok; sudo curl http://example.invalid"}},
+            {"say": "done"},
+        ],
+    )
     h.wait(timeout=60)
     tiers = [(d["behavior"], d["tier"]) for d in _decisions(h)]
     assert tiers == [("deny", "profile_auto_deny"), ("deny", "rule")]

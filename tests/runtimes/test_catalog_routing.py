@@ -44,8 +44,11 @@ def test_routing_falls_back_with_reasons(tmp_path, profiles_dir, project):
             assert h.result == "local answer"
             notes = [p["message"] for p in h.logs().query("event == 'notice'")["payload"]]
             assert any(n.startswith("anthropic-direct not usable: ") for n in notes)
-    with Lab(home=tmp_path / "ws2", profile_dirs=[profiles_dir],
-             runtime_options={"ollama": {"base_url": "http://127.0.0.1:9"}}) as lab:
+    with Lab(
+        home=tmp_path / "ws2",
+        profile_dirs=[profiles_dir],
+        runtime_options={"ollama": {"base_url": "http://127.0.0.1:9"}},
+    ) as lab:
         h = lab.submit("x", profile="router", project=project)
         assert lab.engine.tasks[h.id].runtime_id == "scripted"
         h.wait(timeout=60)
@@ -57,7 +60,7 @@ def test_explicit_runtime_errors(lab, profiles_dir):
     write_profile(profiles_dir, "router", PROFILE)
     with pytest.raises(RuntimeNotAvailableError, match="does not support runtime 'openai-direct'"):
         lab.submit("x", profile="router", runtime="openai-direct")
-    with pytest.raises(RuntimeNotAvailableError, match="not usable: .*ANTHROPIC_API_KEY"):
+    with pytest.raises(RuntimeNotAvailableError, match=r"not usable: .*ANTHROPIC_API_KEY"):
         lab.submit("x", profile="router", runtime="anthropic-direct")
     with pytest.raises(RuntimeNotAvailableError, match="valid runtimes: claude-code, "):
         lab.submit("x", profile="router", runtime="gpt-cli")
@@ -65,7 +68,7 @@ def test_explicit_runtime_errors(lab, profiles_dir):
 
 def test_auto_routing_explains_the_profile_choice(lab, project):
     h = lab.submit("Review the auth middleware for SQL injection", project=project)
-    item = lab.wait_inbox(task=h.id, timeout=60).iloc[0]   # its plan asks for `git status`
+    item = lab.wait_inbox(task=h.id, timeout=60).iloc[0]  # its plan asks for `git status`
     lab.decide(item["id"], "deny", "not needed")
     h.wait(timeout=60)
     assert h.info()["profile_id"] == "code-reviewer"

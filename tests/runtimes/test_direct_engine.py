@@ -1,4 +1,4 @@
-"""The direct runtimes through the whole engine: real SDK → loopback fake, cascade, inbox, ledger."""
+"""Direct runtimes through the whole engine: real SDK → loopback fake, cascade, inbox, ledger."""
 
 from __future__ import annotations
 
@@ -23,12 +23,27 @@ maxTurns: 10
 
 # Per runtime: the fake, how a tool call is spelled in its script, its usage, and the model.
 CASES = {
-    "anthropic-direct": (AnthropicFake, "tool_uses", "input",
-                         lambda i, o: {"input_tokens": i, "output_tokens": o}, "claude-haiku-4-5"),
-    "openai-direct": (OpenAIFake, "tool_calls", "arguments",
-                      lambda i, o: {"input_tokens": i, "output_tokens": o}, "gpt-5-mini"),
-    "ollama": (OllamaFake, "tool_calls", "arguments",
-               lambda i, o: {"prompt_eval_count": i, "eval_count": o}, "llama3.2"),
+    "anthropic-direct": (
+        AnthropicFake,
+        "tool_uses",
+        "input",
+        lambda i, o: {"input_tokens": i, "output_tokens": o},
+        "claude-haiku-4-5",
+    ),
+    "openai-direct": (
+        OpenAIFake,
+        "tool_calls",
+        "arguments",
+        lambda i, o: {"input_tokens": i, "output_tokens": o},
+        "gpt-5-mini",
+    ),
+    "ollama": (
+        OllamaFake,
+        "tool_calls",
+        "arguments",
+        lambda i, o: {"prompt_eval_count": i, "eval_count": o},
+        "llama3.2",
+    ),
 }
 
 
@@ -61,8 +76,13 @@ def test_governed_multi_turn_run(runtime_id, tmp_path, project, profiles_dir):
         options = {runtime_id: {"base_url": base, "api_key": KEY, "retry_base_s": 0.01}}
         home = tmp_path / "ws"
         with Lab(home=home, profile_dirs=[profiles_dir], runtime_options=options) as lab:
-            h = lab.submit("Look at the project", profile="direct", runtime=runtime_id,
-                           project=project, model=model)
+            h = lab.submit(
+                "Look at the project",
+                profile="direct",
+                runtime=runtime_id,
+                project=project,
+                model=model,
+            )
             item = lab.wait_inbox(task=h.id, timeout=60).iloc[0]
             assert item["tool_name"] == "Bash"
             assert item["tool_input"] == {"command": "echo approved-output"}
@@ -71,15 +91,20 @@ def test_governed_multi_turn_run(runtime_id, tmp_path, project, profiles_dir):
             assert h.status == "completed", h.failure_reason
             assert h.result.endswith("All done: README found.")
 
-            tiers = [(p["behavior"], p["tier"]) for p in
-                     h.logs().query("event == 'tool_decision'")["payload"]]
-            assert tiers == [("allow", "profile_auto_approve"), ("allow", "human"),
-                             ("deny", "profile_auto_deny")]
+            tiers = [
+                (p["behavior"], p["tier"])
+                for p in h.logs().query("event == 'tool_decision'")["payload"]
+            ]
+            assert tiers == [
+                ("allow", "profile_auto_approve"),
+                ("allow", "human"),
+                ("deny", "profile_auto_deny"),
+            ]
             reqs = [r.body for r in _requests(fake)]
             assert len(reqs) == 4
-            assert "README.md" in str(reqs[1])            # Glob output went back to the model
-            assert "approved-output" in str(reqs[2])      # the approved command really ran
-            assert "Denied by profile direct policy" in str(reqs[3])   # the deny reached it
+            assert "README.md" in str(reqs[1])  # Glob output went back to the model
+            assert "approved-output" in str(reqs[2])  # the approved command really ran
+            assert "Denied by profile direct policy" in str(reqs[3])  # the deny reached it
             assert (project / "src").is_dir()
 
             ledger = h.usage()
@@ -90,7 +115,11 @@ def test_governed_multi_turn_run(runtime_id, tmp_path, project, profiles_dir):
                 assert ledger["cost_usd"].sum() == 0 and set(ledger["pricing_source"]) == {"free"}
             else:
                 expected = sum(
-                    float(calc_price(Usage(input_tokens=i, output_tokens=o), model_ref=model).total_price)
+                    float(
+                        calc_price(
+                            Usage(input_tokens=i, output_tokens=o), model_ref=model
+                        ).total_price
+                    )
                     for i, o in [(100, 10), (200, 20), (300, 30), (400, 40)]
                 )
                 assert ledger["cost_usd"].sum() == pytest.approx(expected)
@@ -106,17 +135,25 @@ def test_resume_after_interruption_sends_earlier_turns(tmp_path, project, profil
     write_profile(profiles_dir, "direct", PROFILE)
     with AnthropicFake() as fake:
         fake.script(
-            {"text": "Listing.", "tool_uses": [{"name": "Glob", "input": {"pattern": "*.md"}}],
-             "usage": {"input_tokens": 50, "output_tokens": 5}},
-            *[cut_after(2, {"text": "never finishes"})] * 4,      # every retry is cut mid-stream
+            {
+                "text": "Listing.",
+                "tool_uses": [{"name": "Glob", "input": {"pattern": "*.md"}}],
+                "usage": {"input_tokens": 50, "output_tokens": 5},
+            },
+            *[cut_after(2, {"text": "never finishes"})] * 4,  # every retry is cut mid-stream
             {"text": "Resumed and done.", "usage": {"input_tokens": 90, "output_tokens": 9}},
         )
-        options = {"anthropic-direct": {"base_url": fake.base_url, "api_key": KEY,
-                                        "retry_base_s": 0.01}}
-        with Lab(home=tmp_path / "ws", profile_dirs=[profiles_dir],
-                 runtime_options=options) as lab:
-            h = lab.submit("x", profile="direct", runtime="anthropic-direct", project=project,
-                           model="claude-haiku-4-5").wait(timeout=60)
+        options = {
+            "anthropic-direct": {"base_url": fake.base_url, "api_key": KEY, "retry_base_s": 0.01}
+        }
+        with Lab(home=tmp_path / "ws", profile_dirs=[profiles_dir], runtime_options=options) as lab:
+            h = lab.submit(
+                "x",
+                profile="direct",
+                runtime="anthropic-direct",
+                project=project,
+                model="claude-haiku-4-5",
+            ).wait(timeout=60)
             assert h.status == "failed"
             assert "anthropic" in h.failure_reason.lower()
             n_before = len(fake.message_requests)

@@ -18,20 +18,30 @@ from stagent_lab.store import migrations as mig
 from stagent_lab.store.db import Store
 
 CORE_TABLES = {
-    "schema_migrations", "projects", "tasks", "agent_logs", "inbox_items", "permission_rules",
-    "usage_ledger", "settings", "task_transcripts", "profile_test_runs",
+    "schema_migrations",
+    "projects",
+    "tasks",
+    "agent_logs",
+    "inbox_items",
+    "permission_rules",
+    "usage_ledger",
+    "settings",
+    "task_transcripts",
+    "profile_test_runs",
 }
 
 
 def _tables(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
 
 
 def test_blank_store_gets_every_migration(tmp_path):
     store = Store(tmp_path)
     try:
         assert store.applied_migrations == [name for name, _ in mig.MIGRATIONS]
-        assert CORE_TABLES <= _tables(store.con)
+        assert _tables(store.con) >= CORE_TABLES
         assert mig.pending(store.con) == []
     finally:
         store.close()
@@ -89,7 +99,8 @@ def _start_holder(tmp_path, profiles_dir, project):
     home = tmp_path / "ws"
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(home), str(profiles_dir), str(project)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     task_id = proc.stdout.readline().strip()
     assert task_id, "holder process did not start"
@@ -118,7 +129,9 @@ def test_second_process_gets_pid_error_then_orphans_reconciled_after_sigkill(
         assert last == {"from": "running", "to": "failed", "reason": "engine stopped"}
         # What was flushed before the kill is there, and the task stays resumable: the list
         # script was stored with the task, so a new process can replay and continue it.
-        assert "working" in [p["text"] for p in h.logs().query("event=='assistant_text'")["payload"]]
+        assert "working" in [
+            p["text"] for p in h.logs().query("event=='assistant_text'")["payload"]
+        ]
         h.resume()
         h.wait_for("running", timeout=60)
         h.cancel().wait(timeout=60)
@@ -143,7 +156,9 @@ def test_secrets_never_reach_the_store(tmp_path, profiles_dir, project, monkeypa
     home = tmp_path / "ws-secret"
     with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
         h = lab.submit(
-            "x", profile="tester", project=project,
+            "x",
+            profile="tester",
+            project=project,
             script=[
                 {"tool": "Bash", "input": {"command": f"echo {secret}; env | grep -c KEY || true"}},
                 {"say": f"the key is {secret}"},
