@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test lint format lab bench sysdeps clean
+.PHONY: install demo test lint format lab bench sysdeps clean npm
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,6 +21,16 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The Codex CLI (npm @openai/codex, pinned in package.json + package-lock.json, with its
+# platform binary package) goes into ./node_modules, where the codex runtime looks first.
+NPM_STAMP := node_modules/.installed
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to install @openai/codex (install Node.js >= 18)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+npm: $(NPM_STAMP)
 
 # System tools the tests and the demo use (git for the sample project's history).
 sysdeps:
@@ -37,7 +47,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install sysdeps lint
+test: install sysdeps lint $(NPM_STAMP)
 	$(VENV)/bin/pytest
 
 lab: install
@@ -47,4 +57,4 @@ bench: install sysdeps
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .stagent-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .stagent-demo .pytest_cache .ruff_cache node_modules

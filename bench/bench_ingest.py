@@ -40,7 +40,7 @@ from bench._common import (
     wait_all,
 )
 
-QUICK = {"tasks": 50, "says": 20, "sqlite_full_rows": 400, "sqlite_normal_rows": 20_000}
+QUICK = {"tasks": 50, "says": 15, "sqlite_full_rows": 400, "sqlite_normal_rows": 20_000}
 FULL = {"tasks": 50, "says": 200, "sqlite_full_rows": 2_000, "sqlite_normal_rows": 200_000}
 SMOKE = {"tasks": 4, "says": 5, "sqlite_full_rows": 20, "sqlite_normal_rows": 100}
 

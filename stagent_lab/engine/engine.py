@@ -657,7 +657,6 @@ class Engine:
         fut: asyncio.Future[Any] = self.loop.create_future()
         item_id = item["id"]
         self._waiters[item_id] = (fut, st.id)
-        st.pending_inbox.add(item_id)
         now = utcnow()
 
         def insert(con: Any) -> None:
@@ -691,6 +690,10 @@ class Engine:
             self.set_status(st, S.WAITING, extra=insert)
         else:
             self.writer.flush(extra=insert)  # type: ignore[union-attr]
+        # Only now, with the row committed, is the item visible as pending to other threads.
+        st.pending_inbox.add(item_id)
+        with self.cond:
+            self.cond.notify_all()
         try:
             return await fut
         except asyncio.CancelledError:

@@ -100,7 +100,8 @@ class ClaudeCodeRuntime(Runtime):
     ``CLAUDE_CODE_OAUTH_TOKEN`` from the environment), ``base_url`` (``ANTHROPIC_BASE_URL`` for
     the CLI), ``model``, ``config_dir`` (``CLAUDE_CONFIG_DIR``: where sessions and settings
     live), ``home``, ``env`` (extra variables), ``telemetry`` (False: the CLI's telemetry, error
-    reporting and non-essential traffic are switched off), ``system_prompt_mode`` ("replace":
+    reporting and non-essential traffic are switched off), ``max_retries`` (the CLI's own API
+    retries, ``CLAUDE_CODE_MAX_RETRIES``), ``system_prompt_mode`` ("replace":
     SKILL.md is the whole system prompt; "append": appended to Claude Code's own),
     ``resume_prompt``, ``effort``, ``interrupt_timeout_s``, ``close_timeout_s``.
     """
@@ -235,6 +236,8 @@ class _ClaudeRun:
             env["CLAUDE_CONFIG_DIR"] = str(Path(self.opt["config_dir"]).expanduser())
         if self.opt.get("home"):
             env["HOME"] = str(Path(self.opt["home"]).expanduser())
+        if self.opt.get("max_retries") is not None:
+            env["CLAUDE_CODE_MAX_RETRIES"] = str(int(self.opt["max_retries"]))
         for key, value in dict(self.opt.get("env") or {}).items():
             env[str(key)] = str(value)
         return env
@@ -430,9 +433,11 @@ class _ClaudeRun:
     def _assistant(self, message: Any) -> list[RuntimeEvent]:
         sdk = self.sdk
         out: list[RuntimeEvent] = []
-        if message.error:
+        if message.error:  # the CLI's synthetic message about a failed call, not model text
+            text = " ".join(b.text for b in message.content if isinstance(b, sdk.TextBlock))
             out.append(Notice(f"claude-code API error: {message.error}",
-                              {"error": str(message.error)}))
+                              {"error": str(message.error), "text": text}))
+            return out
         for block in message.content:
             if isinstance(block, sdk.TextBlock):
                 if message.parent_tool_use_id is None:

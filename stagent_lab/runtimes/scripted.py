@@ -103,7 +103,10 @@ def _provider_for(model: str) -> str:
 
 
 def _as_generator(steps: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], Any, None]:
-    yield from steps
+    # A plain loop, not `yield from`: the runtime calls .send() on this generator, and a list
+    # iterator has no .send().
+    for step in steps:  # noqa: UP028
+        yield step
 
 
 class ScriptedRuntime(Runtime):

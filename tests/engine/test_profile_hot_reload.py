@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import write_profile
+from tests.conftest import write_profile
 
 PROFILE = """\
 id: hot

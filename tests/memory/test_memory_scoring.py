@@ -44,7 +44,12 @@ def test_effective_confidence_is_exponential_in_days():
 
 def test_status_thresholds():
     assert [status_for(v) for v in (1000, 300, 299.9, 100, 99.9, 0)] == [
-        "active", "active", "decayed", "decayed", "archived", "archived"
+        "active",
+        "active",
+        "decayed",
+        "decayed",
+        "archived",
+        "archived",
     ]
 
 
@@ -81,4 +86,11 @@ def test_prefilter_is_small_for_long_texts():
 
 
 def test_words_split_on_punctuation_and_underscore():
-    assert words("ACME's Q3-report: revenue_2024!") == ["acme", "s", "q3", "report", "revenue", "2024"]
+    assert words("ACME's Q3-report: revenue_2024!") == [
+        "acme",
+        "s",
+        "q3",
+        "report",
+        "revenue",
+        "2024",
+    ]

@@ -125,9 +125,7 @@ def test_touch_folds_decay_in_and_counts_access(mem, clock):
     assert row["access_count"] == 1 and row["last_accessed_at"] == clock.now
     # The clock restarts at the access: decay is not counted twice.
     clock.advance(days=10)
-    assert mem.get(m.id)["effective_confidence"] == pytest.approx(
-        round(800 * 0.99**10) * 0.99**10
-    )
+    assert mem.get(m.id)["effective_confidence"] == pytest.approx(round(800 * 0.99**10) * 0.99**10)
 
 
 def test_relevance_brings_the_matching_memory_first(mem):
@@ -184,8 +182,13 @@ def test_sql_scores_match_the_reference_scorer(mem, clock):
     vocab = [f"term{i}" for i in range(40)] + ["acme", "invoice", "refund", "client"]
     for i in range(150):
         text = " ".join(rng.choices(vocab, k=rng.randint(3, 12))) + f" item{i}."
-        mem.add("p", text, confidence=rng.randint(300, 1000), decay_rate=rng.randint(0, 40),
-                tags=rng.sample(["acme", "billing", "ops"], rng.randint(0, 2)))
+        mem.add(
+            "p",
+            text,
+            confidence=rng.randint(300, 1000),
+            decay_rate=rng.randint(0, 40),
+            tags=rng.sample(["acme", "billing", "ops"], rng.randint(0, 2)),
+        )
         clock.advance(hours=rng.randint(1, 30))
     clock.advance(days=3)
     rows = mem.con.execute(
@@ -193,8 +196,15 @@ def test_sql_scores_match_the_reference_scorer(mem, clock):
         "FROM agent_memory"
     ).fetchall()
     dicts = [
-        {"id": r[0], "content": r[1], "confidence": r[2], "decay_rate": r[3],
-         "last_accessed_at": r[4], "updated_at": r[5], "tags_list": json.loads(r[6])}
+        {
+            "id": r[0],
+            "content": r[1],
+            "confidence": r[2],
+            "decay_rate": r[3],
+            "last_accessed_at": r[4],
+            "updated_at": r[5],
+            "tags_list": json.loads(r[6]),
+        }
         for r in rows
     ]
     for query, tags in (("acme invoice refund", ()), ("client term3 term7", ("ops",)), ("", ())):
@@ -230,8 +240,9 @@ def test_edit_delete_and_validation(mem, clock):
 
 def test_outcome_memory_is_one_per_task(mem):
     first = mem.record_outcome("p", "t1", 'Task "x" failed: boom', status="failed", project_id="j")
-    second = mem.record_outcome("p", "t1", 'Task "x" completed: ok', status="completed",
-                                project_id="j")
+    second = mem.record_outcome(
+        "p", "t1", 'Task "x" completed: ok', status="completed", project_id="j"
+    )
     assert second.id == first.id
     rows = mem.list("p", category="outcome")
     assert rows["content"].tolist() == ['Task "x" completed: ok']

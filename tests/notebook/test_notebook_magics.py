@@ -11,7 +11,10 @@ import pytest
 from stagent_lab.notebook import get_lab, set_lab
 from stagent_lab.notebook.handle import NotebookTaskHandle
 
-BASH_ECHO = [{"tool": "Bash", "input": {"command": "echo from-the-magic"}}, {"say": "all done"}]
+
+def bash_echo(prompt, profile):  # a generator script: asks to run Bash, then answers
+    yield {"tool": "Bash", "input": {"command": "echo from-the-magic"}}
+    yield {"say": "all done"}
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def test_load_ext_registers_magics_without_heavy_imports():
 
 
 def test_launch_returns_handle_binds_name_and_interpolates(shell, lab, project):
-    shell.user_ns.update(plan=BASH_ECHO, target="src/app.py", n=2)
+    shell.user_ns.update(plan=bash_echo, target="src/app.py", n=2)
     handle = cell(
         shell,
         f"--profile guarded --runtime scripted --project {project} --script plan --name job "
@@ -134,7 +137,9 @@ def test_line_commands_return_views_and_frames(shell, lab):
     assert tasks["id"].tolist() == [done.id]
     assert tasks.loc[0, "status"] == "completed"
     assert shell.run_line_magic("stagent", "tasks failed").empty
-    q = shell.run_line_magic("stagent", "sql SELECT count(*) AS n FROM tasks WHERE status = 'completed'")
+    q = shell.run_line_magic(
+        "stagent", "sql SELECT count(*) AS n FROM tasks WHERE status = 'completed'"
+    )
     assert q["n"].tolist() == [1]
     q2 = shell.run_cell_magic("stagent", "sql", "SELECT title FROM tasks")
     assert q2["title"].tolist() == ["greet"]
@@ -157,7 +162,7 @@ def test_line_commands_return_views_and_frames(shell, lab):
 
 
 def test_cancel_and_resume_by_id_prefix(shell, lab, project, capsys):
-    shell.user_ns["plan"] = BASH_ECHO
+    shell.user_ns["plan"] = bash_echo
     h = cell(shell, f"--profile guarded --project {project} --script plan", "needs approval")
     lab.wait_inbox(timeout=20, task=h.id)
     assert shell.run_line_magic("stagent", f"cancel {h.id[:6]}") is None
@@ -179,9 +184,7 @@ def test_command_errors_are_one_line(shell, capsys):
     assert err.startswith("stagent: unknown command 'inbx' (did you mean inbox?)")
     assert "usage: %stagent inbox | monitor" in err
     assert shell.run_line_magic("stagent", "cancel feedbeef") is None
-    assert capsys.readouterr().err == (
-        "stagent: no task with id 'feedbeef' (see %stagent tasks)\n"
-    )
+    assert capsys.readouterr().err == ("stagent: no task with id 'feedbeef' (see %stagent tasks)\n")
     assert shell.run_line_magic("stagent", "sql SELEC 1") is None
     err = capsys.readouterr().err
     assert err.startswith("stagent: Parser Error") and "Traceback" not in err

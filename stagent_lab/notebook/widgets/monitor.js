@@ -29,6 +29,10 @@ export default {
     const dropped = h("div", { class: "stg-dropped stg-muted" });
     const list = h("ol", { class: "stg-log-list" });
     const logBox = h("div", { class: "stg-log stg-log-tall", role: "log", "aria-label": "Live log" }, dropped, list);
+    let follow = true;
+    logBox.addEventListener("scroll", () => {
+      follow = nearBottom(logBox);
+    });
     el.append(
       h(
         "div",
@@ -114,18 +118,19 @@ export default {
       const shown = all.filter(
         (e) => (!filters.task || e.task === filters.task) && (!filters.profile || e.profile === filters.profile) && (!filters.event || e.event === filters.event),
       );
-      const stick = nearBottom(logBox);
       fillLog(list, shown, { showTask: true });
       const n = model.get("dropped") || 0;
       dropped.hidden = !n;
       dropped.textContent = n ? `${n} earlier entries not shown (query agent_logs for all)` : "";
-      if (stick) logBox.scrollTop = logBox.scrollHeight;
+      if (follow) logBox.scrollTop = logBox.scrollHeight;
     }
 
     renderStats();
     renderAgents();
     renderLog();
-    logBox.scrollTop = logBox.scrollHeight;
+    requestAnimationFrame(() => {
+      logBox.scrollTop = logBox.scrollHeight;
+    });
     model.on("change:stats", renderStats);
     model.on("change:agents", renderAgents);
     model.on("change:log", renderLog);

@@ -44,8 +44,8 @@ class Monitor(LiveWidget):
             initial = {
                 "stats": views.monitor_stats(lab),
                 "agents": views.active_agents(lab),
-                "log": self._buffer.head,
-                "log_tail": self._buffer.tail,
+                "log": list(self._buffer.head),  # copies: see TaskCard._snapshot
+                "log_tail": list(self._buffer.tail),
                 "dropped": self._buffer.dropped,
             }
         except BaseException:

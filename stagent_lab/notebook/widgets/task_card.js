@@ -69,7 +69,7 @@ export default {
 
     function renderElapsed() {
       const i = info();
-      elapsed.textContent = `⏱ ${fmtElapsed(elapsedOf(i.started_ms, i.finished_ms))}`;
+      elapsed.textContent = `elapsed ${fmtElapsed(elapsedOf(i.started_ms, i.finished_ms))}`;
     }
 
     function renderControls() {
@@ -116,14 +116,22 @@ export default {
       syncKeyed(pending, items, (it) => it.id, (it) => approvalBox(it, actions));
     }
 
+    // Follow the newest entries unless the reader scrolled up to look at older ones.
+    let follow = true;
+    logBox.addEventListener("scroll", () => {
+      follow = nearBottom(logBox);
+    });
+    const scrollToEnd = () => {
+      if (follow) logBox.scrollTop = logBox.scrollHeight;
+    };
+
     function renderLog(which) {
-      const stick = nearBottom(logBox);
       if (which !== "tail") fillLog(headList, model.get("log") || []);
       fillLog(tailList, model.get("log_tail") || []);
       const n = model.get("dropped") || 0;
       dropped.textContent = n ? `${n} earlier entries not shown (all are in lab.logs())` : "";
       dropped.hidden = !n;
-      if (stick) logBox.scrollTop = logBox.scrollHeight;
+      scrollToEnd();
     }
 
     function renderStreaming() {
@@ -137,7 +145,7 @@ export default {
     renderPending();
     renderLog("all");
     renderStreaming();
-    logBox.scrollTop = logBox.scrollHeight;
+    requestAnimationFrame(scrollToEnd); // once the card is laid out
 
     model.on("change:info", renderInfo);
     model.on("change:tokens", renderTokens);

@@ -88,12 +88,14 @@ class TaskCard(LiveWidget):
             )
             state.log.dropped += int(older[0][0])
         state.log.take_changes()
+        # Copies: a trait must never share a mutable object with the state folded into later,
+        # or traitlets would see "no change" and the update would never be sent.
         return {
-            "info": state.info,
-            "log": state.log.head,
-            "log_tail": state.log.tail,
+            "info": dict(state.info),
+            "log": list(state.log.head),
+            "log_tail": list(state.log.tail),
             "dropped": state.log.dropped,
-            "tokens": state.tokens,
+            "tokens": dict(state.tokens),
             "streaming": state.streaming,
             "pending": views.pending_items(lab, task_id),
         }
