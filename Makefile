@@ -32,9 +32,13 @@ $(NPM_STAMP): package.json package-lock.json
 
 npm: $(NPM_STAMP)
 
-# System tools the tests and the demo use (git for the sample project's history).
+# System tools the tests and the demo use (git for the sample project's history; headless
+# Chromium and fonts for the notebook browser test). Each is installed only when missing.
 sysdeps:
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+	@test -x /usr/bin/chromium || { echo "sysdeps: installing chromium (notebook browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null; }
 
 demo: install sysdeps
 	$(VENV)/bin/stagent-lab --home .stagent-demo demo

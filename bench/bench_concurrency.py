@@ -31,7 +31,7 @@ from bench._common import (
     wait_all,
 )
 
-QUICK = {"tasks": 100, "turns": 8, "delay": 0.05}
+QUICK = {"tasks": 50, "turns": 8, "delay": 0.05}
 FULL = {"tasks": 100, "turns": 20, "delay": 0.05}
 SMOKE = {"tasks": 6, "turns": 3, "delay": 0.01}
 

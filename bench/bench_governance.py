@@ -35,7 +35,7 @@ from bench._common import (
     time_per_call,
 )
 
-QUICK = {"rules": 1000, "requests": 1000, "round_trips": 20, "poll_s": 0.1}
+QUICK = {"rules": 1000, "requests": 600, "round_trips": 20, "poll_s": 0.1}
 FULL = {"rules": 1000, "requests": 10000, "round_trips": 50, "poll_s": 0.1}
 SMOKE = {"rules": 50, "requests": 100, "round_trips": 3, "poll_s": 0.02}
 

@@ -44,4 +44,11 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "tools.bash_timeout_s": "120",
     "tools.output_cap_chars": "30000",
     "inbox.default_always_scope": "profile",
+    "memory.enabled": "true",
+    "memory.top_k": "8",
+    "memory.max_chars": "2000",
+    "memory.outcomes": "true",
+    "handoffs.max_chain_depth": "5",
+    "handoffs.ttl_hours": "72",
+    "handoffs.require_approval": "false",
 }

@@ -226,9 +226,10 @@ class Engine:
                     f"finished_at=? WHERE id IN ({marks})",
                     [now, *ids],
                 )
+                # Handoff approvals outlive the task that asked; the handoff bus expires them.
                 c.execute(
                     "UPDATE inbox_items SET status='expired', decided_at=? "
-                    f"WHERE status='pending' AND task_id IN ({marks})",
+                    f"WHERE status='pending' AND kind <> 'handoff' AND task_id IN ({marks})",
                     [now, *ids],
                 )
 
@@ -371,7 +372,12 @@ class Engine:
                 extra(con)
 
         assert self.writer is not None
-        self.writer.flush(extra=write)
+        if extra is None and new not in TERMINAL and new != S.PAUSED:
+            # Goes out with the next batch (≤ ~100 ms), in one transaction with its log rows;
+            # readers (lab.tasks(), lab.sql(), handle.info()) flush first, so they are current.
+            self.writer.defer(write)
+        else:
+            self.writer.flush(extra=write)
         with self.cond:
             self.cond.notify_all()
         if new in TERMINAL or new == S.PAUSED:
@@ -411,7 +417,7 @@ class Engine:
                 ],
             )
 
-        self.writer.flush(extra=insert)  # type: ignore[union-attr]
+        self.writer.defer(insert)  # type: ignore[union-attr]
         self.log(st, "status", **{"from": None, "to": "queued", "reason": None})
         st.aio_task = self.spawn(self._run_task(st, resuming=False))
 
@@ -455,6 +461,9 @@ class Engine:
                     if isinstance(ev, Result):
                         result = ev.text
                     self._handle_event(st, ev)
+                    # Let other tasks and the flush timer run: a runtime that produces events
+                    # without awaiting I/O must not hold the loop until it finishes.
+                    await asyncio.sleep(0)
                 if st.stop_reason:  # a stop raced with the end of the stream
                     raise asyncio.CancelledError
                 if result is None:
@@ -708,7 +717,10 @@ class Engine:
     async def ask_human_permission(
         self, st: TaskState, tool: str, tool_input: dict[str, Any]
     ) -> PermissionDecision:
-        suggested = suggest_rule(tool, tool_input, working_dir=st.working_dir)
+        try:
+            suggested = suggest_rule(tool, tool_input, working_dir=st.working_dir)
+        except ValueError:  # no usable main field (e.g. malformed input): suggest the tool
+            suggested = tool
         item = {
             "id": new_id(),
             "kind": "permission",
@@ -856,12 +868,15 @@ class Engine:
         self.rules = [r for r in self.rules if r.id != rule_id]
 
     def save_transcript(self, task_id: str, data: Any) -> None:
+        """Buffer the latest transcript; it is written with the next batch (≤ ~100 ms)."""
         text = self.redact(json.dumps(data, default=str, ensure_ascii=False))
-        self.store.con.execute(
-            "INSERT OR REPLACE INTO task_transcripts VALUES (?, ?, ?)", [task_id, text, utcnow()]
-        )
+        assert self.writer is not None
+        self.writer.set_transcript(task_id, text, utcnow())
 
     def load_transcript(self, task_id: str) -> Any | None:
+        pending = self.writer.pending_transcript(task_id) if self.writer else None
+        if pending is not None:
+            return json.loads(pending)
         row = self.store.con.execute(
             "SELECT data FROM task_transcripts WHERE task_id = ?", [task_id]
         ).fetchone()

@@ -44,6 +44,7 @@ class TaskHandle:
 
     def info(self) -> dict[str, Any]:
         """The task's row from the store, as a dict."""
+        self._lab._fresh()
         df = self._lab.store.query_df("SELECT * FROM tasks WHERE id = ?", [self.id])
         if df.empty:
             raise KeyError(f"no task with id {self.id!r}")

@@ -340,10 +340,16 @@ def _bash_text_matches(pattern: str, text: str) -> bool:
     return False
 
 
+# The shell analysis is a pure function of the text, and the cascade asks it once per rule:
+# cache it so 1,000 Bash rules cost one parse of the request, not a thousand.
+_analyze = functools.lru_cache(maxsize=512)(analyze_command)
+_deny_texts = functools.lru_cache(maxsize=512)(lambda line: tuple(deny_texts(line)))
+
+
 def _bash_matches(pattern: str, line: str, mode: Mode) -> bool:
     if mode == "deny":
-        return any(_bash_text_matches(pattern, t) for t in deny_texts(line))
-    analysis = analyze_command(line)
+        return any(_bash_text_matches(pattern, t) for t in _deny_texts(line))
+    analysis = _analyze(line)
     if not analysis.coverable:
         return False
     return all(_bash_text_matches(pattern, c.text) for c in analysis.commands)

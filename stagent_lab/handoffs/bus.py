@@ -245,7 +245,8 @@ class HandoffBus:
         if row["status"] != "pending":
             raise HandoffError(f"handoff {row['id']} is already {row['status']}", "not_pending")
         if row["expires_at"] is not None and now >= row["expires_at"]:
-            self._expire_ids([(row["id"], item_id)], now)
+            hours = (row["expires_at"] - row["created_at"]).total_seconds() / 3600
+            self._expire_ids([(row["id"], item_id, f"no decision within {hours:g} h")], now)
             raise HandoffError(
                 f"handoff {row['id']} expired at {row['expires_at']:%Y-%m-%d %H:%M} UTC before "
                 "the decision; ask the agent to send it again",
@@ -272,30 +273,39 @@ class HandoffBus:
         )
 
     def expire(self, now: datetime | None = None) -> int:
-        """Expire handoffs pending approval past their ``expires_at``; returns how many."""
+        """Expire handoffs pending approval past their ``expires_at`` (or whose inbox item
+        was expired elsewhere, e.g. by crash recovery); returns how many."""
         now = now or self.clock()
         rows = (
             self._con()
             .execute(
-                "SELECT id, inbox_item_id FROM agent_messages WHERE status = 'pending' "
-                "AND expires_at IS NOT NULL AND expires_at <= ?",
+                "SELECT m.id, m.inbox_item_id, m.created_at, m.expires_at, i.status "
+                "FROM agent_messages m LEFT JOIN inbox_items i ON i.id = m.inbox_item_id "
+                "WHERE m.status = 'pending' AND ((m.expires_at IS NOT NULL AND m.expires_at <= ?) "
+                "OR i.status = 'expired')",
                 [now],
             )
             .fetchall()
         )
-        if rows:
-            self._expire_ids(rows, now)
-        return len(rows)
+        expired = []
+        for mid, item_id, created, expires, item_status in rows:
+            if expires is not None and expires <= now:
+                hours = (expires - created).total_seconds() / 3600
+                reason = f"no decision within {hours:g} h"
+            else:
+                reason = f"its inbox item was {item_status} before a decision"
+            expired.append((mid, item_id, reason))
+        if expired:
+            self._expire_ids(expired, now)
+        return len(expired)
 
-    def _expire_ids(self, rows: list[tuple[str, str | None]], now: datetime) -> None:
-        hours = self.ttl.total_seconds() / 3600
-
+    def _expire_ids(self, rows: list[tuple[str, str | None, str]], now: datetime) -> None:
         def update(con: Any) -> None:
-            for mid, item_id in rows:
+            for mid, item_id, reason in rows:
                 con.execute(
                     "UPDATE agent_messages SET status = 'expired', reason = ?, updated_at = ? "
                     "WHERE id = ?",
-                    [f"no decision within {hours:g} h", now, mid],
+                    [reason, now, mid],
                 )
                 if item_id:
                     con.execute(
@@ -305,7 +315,7 @@ class HandoffBus:
                     )
 
         self._write(update)
-        for mid, _ in rows:
+        for mid, _, _ in rows:
             self._child_specs.pop(mid, None)
 
     def on_finish(self, st: TaskState) -> None:

@@ -6,14 +6,16 @@ thread inside a Lab; ``lab.memory`` hops there for you). Time is injectable: eve
 sleeping.
 
 Retrieval pushes everything into one query: the profile/status/project filter, decayed
-confidence, the term matches (one regular expression finds candidate rows, per-term checks run
-on those rows only), idf weights from the candidates' document frequencies, and the top-k.
-Nothing loops over rows in Python.
+confidence, the term matches (a substring test per term, confirmed as a word start by a regular
+expression only where the substring occurs), idf weights from the candidates' document
+frequencies, and the top-k; the text of the k winners is read last. Nothing loops over rows in
+Python.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from stagent_lab.errors import StagentError
@@ -34,6 +37,7 @@ from stagent_lab.memory.scoring import (
     NEAR_DUPLICATE,
     RECENCY_DAYS,
     WEIGHTS,
+    WORD_CHARS_RE2,
     jaccard,
     normalize_tags,
     prefilter_words,
@@ -43,7 +47,8 @@ from stagent_lab.memory.scoring import (
 
 MAX_CONTENT_CHARS = 2000
 REINFORCE = 100  # confidence added when a near-identical memory is remembered again
-WORD_START = r"(?:^|[^\p{L}\p{N}])"  # RE2: the match begins a word
+WORD_START = f"(?:^|[^{WORD_CHARS_RE2}])"  # RE2: the match begins a word (see scoring.py)
+WORD_END = f"(?:$|[^{WORD_CHARS_RE2}])"  # ... and ends one
 
 _DAYS = "greatest(date_diff('millisecond', {col}, $now), 0) / 86400000.0"
 EFFECTIVE_SQL = (
@@ -320,16 +325,14 @@ class MemoryStore:
         if project_id is not None:
             project_sql = "(project_id IS NULL OR project_id = $project)"
             params["project"] = project_id
-        if terms:
-            params["any"] = WORD_START + "(?:" + "|".join(re.escape(t) for t in terms) + ")"
-            hit_any = "regexp_matches(lc, $any)"
-        else:
-            hit_any = "false"
         hit_cols, df_cols, weights, totals = [], [], [], []
         for i, term in enumerate(terms):
+            # A cheap substring test first; the word-start regex only where it can match.
+            params[f"s{i}"] = term
             params[f"t{i}"] = WORD_START + re.escape(term)
             hit_cols.append(
-                f"CASE WHEN hit_any THEN regexp_matches(lc, $t{i}) ELSE false END AS h{i}"
+                f"CASE WHEN contains(lc, $s{i}) THEN regexp_matches(lc, $t{i}) "
+                f"ELSE false END AS h{i}"
             )
             df_cols.append(f"count_if(h{i}) AS d{i}")
             w = f"ln(1 + (n - d{i} + 0.5) / (d{i} + 0.5))"
@@ -337,34 +340,44 @@ class MemoryStore:
             totals.append(w)
         if wanted:
             params["tagpat"] = '"(?:' + "|".join(re.escape(t) for t in wanted) + ')"'
-            tag_sql = "CASE WHEN regexp_matches(coalesce(tags, ''), $tagpat) THEN 1.0 ELSE 0.0 END"
+            tag_sql = (
+                "CASE WHEN length(tags) > 2 AND regexp_matches(tags, $tagpat) THEN 1.0 ELSE 0.0 END"
+            )
         else:
             tag_sql = "0.0"
         relevance = f"(({' + '.join(weights)}) / ({' + '.join(totals)}))" if terms else "0.0"
         hits = "".join(f", {c}" for c in hit_cols)
         stats = "".join(f", {c}" for c in df_cols)
-        drop = f" EXCLUDE ({', '.join(f'h{i}' for i in range(len(terms)))})" if terms else ""
-        # Score last, on plain columns, so the weights read like the docs.
+        full = ", ".join(f"m.{c.strip()}" for c in COLUMNS.split(","))
+        # Scores are computed on ids and numbers only; the text of the k winners is joined
+        # back at the end, so no string column is carried through the pipeline.
         sql = f"""
-            WITH f AS (
-                SELECT {COLUMNS}, lower(content) AS lc,
-                       {EFFECTIVE_SQL} AS effective_confidence, {RECENCY_SQL} AS recency
-                FROM agent_memory
-                WHERE profile_id = $profile AND status = 'active' AND {project_sql}
-            ), g AS MATERIALIZED (
-                SELECT *, {hit_any} AS hit_any FROM f
+            WITH h AS MATERIALIZED (
+                SELECT id, effective_confidence, recency, tag_match{hits}
+                FROM (
+                    SELECT id, lower(content) AS lc, {tag_sql} AS tag_match,
+                           {EFFECTIVE_SQL} AS effective_confidence, {RECENCY_SQL} AS recency
+                    FROM agent_memory
+                    WHERE profile_id = $profile AND status = 'active' AND {project_sql}
+                )
                 WHERE effective_confidence >= {DECAYED_BELOW}
-            ), h AS MATERIALIZED (
-                SELECT * EXCLUDE (lc, hit_any), {tag_sql} AS tag_match{hits} FROM g
             ), st AS (SELECT count(*) AS n{stats} FROM h),
-            r AS (SELECT h.*{drop}, {relevance} AS relevance FROM h, st)
-            SELECT *, {WEIGHTS["relevance"]} * relevance
-                      + {WEIGHTS["confidence"]} * effective_confidence / 1000.0
-                      + {WEIGHTS["recency"]} * recency
-                      + {WEIGHTS["tag"]} * tag_match AS score
-            FROM r
-            ORDER BY score DESC, id
-            LIMIT $k
+            r AS (
+                SELECT id, effective_confidence, recency, tag_match, {relevance} AS relevance
+                FROM h, st
+            ), best AS (
+                SELECT *, {WEIGHTS["relevance"]} * relevance
+                          + {WEIGHTS["confidence"]} * effective_confidence / 1000.0
+                          + {WEIGHTS["recency"]} * recency
+                          + {WEIGHTS["tag"]} * tag_match AS score
+                FROM r
+                ORDER BY score DESC, id
+                LIMIT $k
+            )
+            SELECT {full}, best.effective_confidence, best.recency, best.tag_match,
+                   best.relevance, best.score
+            FROM best JOIN agent_memory m ON m.id = best.id
+            ORDER BY best.score DESC, best.id
             """
         df = self.con.execute(sql, params).df()
         df["tags"] = df["tags"].map(_tags)
@@ -381,7 +394,7 @@ class MemoryStore:
             raise KeyError(f"no memory with id {memory_id!r}")
         row = df.iloc[0].to_dict()
         row["tags"] = _tags(row["tags"])
-        return {k: (None if _isna(v) else v) for k, v in row.items()}
+        return {k: _plain(v) for k, v in row.items()}
 
     def list(
         self,
@@ -431,19 +444,42 @@ class MemoryStore:
     def _near_duplicates(
         self, profile_id: str, project_id: str | None, text: str, now: datetime
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """Best live and best rejected near-duplicate in the same profile and project scope."""
+        """Best live and best rejected near-duplicate in the same profile and project scope.
+
+        SQL narrows the candidates with whole-word matches (any of the pigeonhole probe words
+        and, for short texts, at least as many of the text's words as a near-duplicate must
+        share); Python computes the exact Jaccard similarity on what is left.
+        """
         mine = words(text)
+        distinct = sorted(set(mine))
         probe = prefilter_words(mine)
+        params: dict[str, Any] = {
+            "now": now,
+            "profile": profile_id,
+            "project": project_id,
+            "probe": WORD_START + "(?:" + "|".join(re.escape(w) for w in probe) + ")" + WORD_END,
+        }
+        # CASE fixes the order: the cheap tests first, the per-word count only for survivors.
+        test = "regexp_matches(lc, $probe)"
+        if len(probe) <= 4:
+            for i, w in enumerate(probe):
+                params[f"p{i}"] = w
+            gate = " OR ".join(f"contains(lc, $p{i})" for i in range(len(probe)))
+            test = f"CASE WHEN {gate} THEN {test} ELSE false END"
+        if len(distinct) <= 16:
+            need = math.ceil(NEAR_DUPLICATE * len(distinct) - 1e-9)
+            parts = []
+            for i, w in enumerate(distinct):
+                params[f"w{i}"] = WORD_START + re.escape(w) + WORD_END
+                parts.append(f"regexp_matches(lc, $w{i})::INT")
+            test = f"CASE WHEN {test} THEN ({' + '.join(parts)}) >= {need} ELSE false END"
         rows = self.con.execute(
-            f"SELECT id, content, status, tags, {EFFECTIVE_SQL} AS eff FROM agent_memory "
-            "WHERE profile_id = $profile AND project_id IS NOT DISTINCT FROM $project "
-            "AND regexp_matches(lower(content), $probe)",
-            {
-                "now": now,
-                "profile": profile_id,
-                "project": project_id,
-                "probe": "|".join(re.escape(w) for w in probe),
-            },
+            "SELECT id, content, status, tags, "
+            f"{EFFECTIVE_SQL} AS eff FROM ("
+            "  SELECT *, lower(content) AS lc FROM agent_memory"
+            "  WHERE profile_id = $profile AND project_id IS NOT DISTINCT FROM $project"
+            f") WHERE {test}",
+            params,
         ).fetchall()
         live: tuple[float, dict[str, Any]] | None = None
         rejected: tuple[float, dict[str, Any]] | None = None
@@ -473,7 +509,22 @@ def _tags(value: Any) -> list[str]:
     return [str(t) for t in out] if isinstance(out, list) else []
 
 
+def _plain(value: Any) -> Any:
+    """Plain Python values for a row dict: None for NULL/NaT, datetime, int, float."""
+    if value is None or isinstance(value, list | dict | str):
+        return value
+    if _isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _isna(value: Any) -> bool:
+    if isinstance(value, list | dict | str):
+        return False
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.1  # ≤ 10 Hz per widget
 POLL_INTERVAL_S = 2.0
+BACKLOG_EVENTS = 4096  # recent events of every task, so a new card needs no store read
 
 
 class Sink(Protocol):
@@ -55,12 +57,14 @@ class LiveHub:
         self.poll_interval = poll_interval
         self.rounds = 0  # flush rounds started so far (diagnostics and tests)
         self.cards: dict[str, Any] = {}  # task id → its TaskCard (one model per task)
+        self.views: dict[str, Any] = {}  # "Inbox" / "Monitor" → the Lab's shared instance
         self._lock = threading.Lock()
         self._by_task: dict[str, list[Sink]] = {}
         self._everything: list[Sink] = []
         self._buffers: dict[int, list[dict[str, Any]]] = {}
         self._dirty: dict[int, Sink] = {}
         self._poked: set[int] = set()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=BACKLOG_EVENTS)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._unsubscribe: Callable[[], None] = lab.subscribe(self._on_event)
@@ -105,9 +109,11 @@ class LiveHub:
     def _on_event(self, event: dict[str, Any]) -> None:
         """Engine thread: buffer and wake; nothing slow happens here."""
         group = self._by_task.get(event.get("task_id") or "")
-        if not group and not self._everything:
-            return
         with self._lock:
+            if event.get("seq") is not None:
+                self._recent.append(event)
+            if not group and not self._everything:
+                return
             for sink in (*(group or ()), *self._everything):
                 key = id(sink)
                 buf = self._buffers.get(key)
@@ -115,6 +121,15 @@ class LiveHub:
                     buf.append(event)
                     self._dirty[key] = sink
         self._wake.set()
+
+    def backlog(self, task_id: str) -> list[dict[str, Any]] | None:
+        """Every logged event of ``task_id`` so far, if the recent window still holds its
+        first one (then it holds all of them); None when the store has to be read instead."""
+        with self._lock:
+            events = [e for e in self._recent if e.get("task_id") == task_id]
+        if events and events[0].get("seq") == 1:
+            return events
+        return None
 
     # ---- the flushing thread -----------------------------------------------------------
 
@@ -165,18 +180,15 @@ class LiveHub:
             last_round = time.monotonic()
         self._unsubscribe()
 
-    def barrier(self, timeout: float = 5.0) -> bool:
-        """Wait until the engine has finished what it was doing when this was called.
+    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store read for a widget on the engine thread.
 
-        The engine publishes an event a moment before it commits the rows behind it (the
-        inbox item after the 'inbox' event). A no-op call through the engine thread runs after
-        that commit, so a read that follows sees the row. False when the Lab is closed.
+        Two reasons. The engine publishes an event a moment before it commits the rows behind
+        it (the inbox item after the 'inbox' event); a read queued behind that work sees them.
+        And a read there can never overlap ``Lab.close()`` closing the store: once the engine
+        has stopped, this raises StagentError instead of racing it.
         """
-        try:
-            self.lab.engine.call(lambda: None, timeout=timeout)
-        except Exception:
-            return False
-        return True
+        return self.lab.engine.call(fn, *args, timeout=10)
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,6 +16,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from stagent_lab.errors import StagentError
 from stagent_lab.notebook import get_lab, use_home
 from stagent_lab.notebook.handle import NotebookTaskHandle
+from stagent_lab.notebook.live import hub_for
 from stagent_lab.notebook.options import (
     COMMAND_USAGE,
     COMMANDS,
@@ -100,6 +101,7 @@ class StagentMagics(Magics):
             script = ns[options.script]
         try:
             lab = get_lab()
+            hub_for(lab)  # listening before the task exists: its card then needs no store read
             plain = lab.submit(
                 prompt,
                 profile=options.profile,
@@ -138,11 +140,11 @@ class StagentMagics(Magics):
         if name == "inbox":
             from stagent_lab.notebook.widgets.inbox import Inbox
 
-            return Inbox(lab)
+            return Inbox.shared(lab)
         if name == "monitor":
             from stagent_lab.notebook.widgets.monitor import Monitor
 
-            return Monitor(lab)
+            return Monitor.shared(lab)
         if name == "profiles":
             from stagent_lab.notebook.widgets.profiles import ProfilesView
 

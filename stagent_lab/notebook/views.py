@@ -311,7 +311,10 @@ def task_info(lab: Lab, task_id: str) -> dict[str, Any]:
 
 
 def refresh_live(lab: Lab, info: dict[str, Any]) -> dict[str, Any]:
-    """Overlay what the engine knows right now (it is ahead of the store by up to ~100 ms)."""
+    """Overlay what the engine knows right now (it is ahead of the store by up to ~100 ms).
+
+    Text goes through the engine's redactor, as it does on its way into the store.
+    """
     st = lab.engine.tasks.get(info["id"])
     if st is None:
         return info
@@ -320,11 +323,33 @@ def refresh_live(lab: Lab, info: dict[str, Any]) -> dict[str, Any]:
         status=str(st.status),
         turns=st.turns,
         cost_usd=float(st.cost_usd),
-        result=_cap(st.result, 20_000) if st.result else None,
+        result=_cap(lab.engine.redact(st.result), 20_000) if st.result else None,
         failure_reason=st.failure_reason,
         resume_count=st.resume_count,
     )
     return out
+
+
+def live_info(lab: Lab, task_id: str) -> dict[str, Any] | None:
+    """The card header from the engine's memory alone (no store read), or None if the task
+    is not running in this process. Times come from the task's events; the project name
+    arrives with the first refresh from the store."""
+    st = lab.engine.tasks.get(task_id)
+    if st is None:
+        return None
+    info = {
+        "id": task_id,
+        "title": lab.engine.redact(st.title),
+        "profile": st.profile_id,
+        "runtime": st.runtime_id,
+        "model": st.model,
+        "project": None,
+        "created_ms": None,
+        "started_ms": None,
+        "finished_ms": None,
+        "source": st.source,
+    }
+    return refresh_live(lab, info)
 
 
 def token_totals(lab: Lab, task_id: str) -> dict[str, int]:

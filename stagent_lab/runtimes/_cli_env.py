@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 MARKER_VAR = "STAGENT_RUN_MARKER"
 
@@ -102,6 +103,16 @@ class StderrTail:
 
     def lines(self) -> list[str]:
         return list(self._lines)
+
+
+def profile_options(ctx: Any, runtime_id: str, allowed: frozenset[str]) -> dict[str, Any]:
+    """The allow-listed keys of ``runtimeOverrides.<runtime_id>.options`` of the profile."""
+    overrides = getattr(getattr(ctx, "profile", None), "runtime_overrides", None) or {}
+    entry = overrides.get(runtime_id) if isinstance(overrides, dict) else None
+    options = getattr(entry, "options", None) if entry is not None else None
+    if not isinstance(options, dict):
+        return {}
+    return {k: v for k, v in options.items() if k in allowed}
 
 
 # ---- processes ------------------------------------------------------------------------------
@@ -217,6 +228,7 @@ __all__ = [
     "new_marker",
     "package_repo_root",
     "processes_with_marker",
+    "profile_options",
     "scrub",
     "stop_processes",
     "stop_run",

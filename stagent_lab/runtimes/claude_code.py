@@ -170,16 +170,6 @@ class ClaudeCodeRuntime(Runtime):
             yield event
 
 
-def profile_options(ctx: RunContext, runtime_id: str, allowed: frozenset[str]) -> dict[str, Any]:
-    """The allow-listed keys of ``runtimeOverrides.<runtime_id>.options`` of the profile."""
-    overrides = getattr(getattr(ctx, "profile", None), "runtime_overrides", None) or {}
-    entry = overrides.get(runtime_id) if isinstance(overrides, dict) else None
-    options = getattr(entry, "options", None) if entry is not None else None
-    if not isinstance(options, dict):
-        return {}
-    return {k: v for k, v in options.items() if k in allowed}
-
-
 def cli_tools(allowed_tools: list[str] | None) -> tuple[list[str], list[str]]:
     """(tools to offer the CLI, tools left out because only stagent_lab has them).
 
@@ -202,7 +192,7 @@ class _ClaudeRun:
         self.rt = runtime
         self.ctx = ctx
         self.sdk = sdk
-        merged = {**profile_options(ctx, runtime.id, PROFILE_OPTIONS), **runtime.options}
+        merged = {**_cli_env.profile_options(ctx, runtime.id, PROFILE_OPTIONS), **runtime.options}
         self.opt = {k: v for k, v in merged.items() if v is not None}
         self.marker = _cli_env.new_marker()
         self.tail = _cli_env.StderrTail()
@@ -214,8 +204,11 @@ class _ClaudeRun:
         self.reported: dict[str, dict[str, int]] = {}  # tokens booked this run, per model
         self.last_text = ""
         cred = runtime._credential()
-        self.secrets = [cred[1] if cred else None, self.opt.get("api_key"),
-                        self.opt.get("auth_token")]
+        self.secrets = [
+            cred[1] if cred else None,
+            self.opt.get("api_key"),
+            self.opt.get("auth_token"),
+        ]
 
     # -- options --
 
@@ -251,8 +244,11 @@ class _ClaudeRun:
         tools = [t for t in tools if t not in denied_whole]
         mode = self.opt.get("system_prompt_mode", "replace")
         if mode == "append":
-            system_prompt: Any = {"type": "preset", "preset": "claude_code",
-                                  "append": ctx.instructions or ""}
+            system_prompt: Any = {
+                "type": "preset",
+                "preset": "claude_code",
+                "append": ctx.instructions or "",
+            }
         elif mode == "replace":
             system_prompt = ctx.instructions or None
         else:
@@ -373,8 +369,12 @@ class _ClaudeRun:
             return self._system(message)
         if isinstance(message, sdk.RateLimitEvent):
             info = message.rate_limit_info
-            return [Notice(f"claude-code rate limit: {getattr(info, 'status', info)}",
-                           {"rate_limit": str(info)})]
+            return [
+                Notice(
+                    f"claude-code rate limit: {getattr(info, 'status', info)}",
+                    {"rate_limit": str(info)},
+                )
+            ]
         return []
 
     def _stream_event(self, message: Any) -> list[RuntimeEvent]:
@@ -405,10 +405,12 @@ class _ClaudeRun:
             return []
         if kind == "message_delta" and call is not None:
             usage = event.get("usage") or {}
-            for field, key in (("input_tokens", "input_tokens"),
-                               ("output_tokens", "output_tokens"),
-                               ("cache_read_tokens", "cache_read_input_tokens"),
-                               ("cache_write_tokens", "cache_creation_input_tokens")):
+            for field, key in (
+                ("input_tokens", "input_tokens"),
+                ("output_tokens", "output_tokens"),
+                ("cache_read_tokens", "cache_read_input_tokens"),
+                ("cache_write_tokens", "cache_creation_input_tokens"),
+            ):
                 if usage.get(key) is not None:
                     call[field] = int(usage[key])
             return []
@@ -435,8 +437,12 @@ class _ClaudeRun:
         out: list[RuntimeEvent] = []
         if message.error:  # the CLI's synthetic message about a failed call, not model text
             text = " ".join(b.text for b in message.content if isinstance(b, sdk.TextBlock))
-            out.append(Notice(f"claude-code API error: {message.error}",
-                              {"error": str(message.error), "text": text}))
+            out.append(
+                Notice(
+                    f"claude-code API error: {message.error}",
+                    {"error": str(message.error), "text": text},
+                )
+            )
             return out
         for block in message.content:
             if isinstance(block, sdk.TextBlock):
@@ -474,8 +480,13 @@ class _ClaudeRun:
             out.append(
                 Notice(
                     "claude-code session ready",
-                    {"session_id": sid, "model": data.get("model"), "tools": data.get("tools"),
-                     "mcp_servers": servers, "cli_version": data.get("claude_code_version")},
+                    {
+                        "session_id": sid,
+                        "model": data.get("model"),
+                        "tools": data.get("tools"),
+                        "mcp_servers": servers,
+                        "cli_version": data.get("claude_code_version"),
+                    },
                 )
             )
             return out
@@ -490,9 +501,13 @@ class _ClaudeRun:
         if not resume:
             return {}
         saved = await self.ctx.load_transcript()
-        if isinstance(saved, dict) and saved.get("format") == TRANSCRIPT_FORMAT:
-            if saved.get("session_id") == resume and isinstance(saved.get("model_usage"), dict):
-                return saved["model_usage"]
+        if (
+            isinstance(saved, dict)
+            and saved.get("format") == TRANSCRIPT_FORMAT
+            and saved.get("session_id") == resume
+            and isinstance(saved.get("model_usage"), dict)
+        ):
+            return saved["model_usage"]
         return None
 
     async def _finish(
@@ -504,14 +519,21 @@ class _ClaudeRun:
             out.append(SessionStarted(result.session_id))
         cumulative = _model_usage(result.model_usage)
         if baseline is None:
-            out.append(Notice("claude-code: no usage baseline for the resumed session; "
-                              "booked the streamed model calls only"))
+            out.append(
+                Notice(
+                    "claude-code: no usage baseline for the resumed session; "
+                    "booked the streamed model calls only"
+                )
+            )
         else:
             out += self._unstreamed_usage(cumulative, baseline)
         if self.session_id:
             await self.ctx.save_transcript(
-                {"format": TRANSCRIPT_FORMAT, "session_id": self.session_id,
-                 "model_usage": cumulative}
+                {
+                    "format": TRANSCRIPT_FORMAT,
+                    "session_id": self.session_id,
+                    "model_usage": cumulative,
+                }
             )
         detail = {
             "subtype": result.subtype,

@@ -432,21 +432,29 @@ class _TokenTotals:
     def of(cls, raw: Any) -> _TokenTotals:
         raw = raw if isinstance(raw, dict) else {}
         return cls(
-            int(raw.get("inputTokens") or 0), int(raw.get("cachedInputTokens") or 0),
-            int(raw.get("cacheWriteInputTokens") or 0), int(raw.get("outputTokens") or 0),
+            int(raw.get("inputTokens") or 0),
+            int(raw.get("cachedInputTokens") or 0),
+            int(raw.get("cacheWriteInputTokens") or 0),
+            int(raw.get("outputTokens") or 0),
             int(raw.get("reasoningOutputTokens") or 0),
         )
 
     def minus(self, other: _TokenTotals) -> _TokenTotals:
-        return _TokenTotals(*(max(0, a - b) for a, b in zip(self.astuple(), other.astuple(),
-                                                           strict=True)))
+        return _TokenTotals(
+            *(max(0, a - b) for a, b in zip(self.astuple(), other.astuple(), strict=True))
+        )
 
     def astuple(self) -> tuple[int, ...]:
         return (self.input, self.cached, self.cache_write, self.output, self.reasoning)
 
     def asdict(self) -> dict[str, int]:
-        return dict(zip(("input", "cached", "cache_write", "output", "reasoning"),
-                        self.astuple(), strict=True))
+        return dict(
+            zip(
+                ("input", "cached", "cache_write", "output", "reasoning"),
+                self.astuple(),
+                strict=True,
+            )
+        )
 
 
 @dataclass
@@ -461,9 +469,7 @@ class _CodexRun:
     def __init__(self, runtime: CodexAppServerRuntime, ctx: RunContext) -> None:
         self.rt = runtime
         self.ctx = ctx
-        from stagent_lab.runtimes.claude_code import profile_options
-
-        merged = {**profile_options(ctx, runtime.id, PROFILE_OPTIONS), **runtime.options}
+        merged = {**_cli_env.profile_options(ctx, runtime.id, PROFILE_OPTIONS), **runtime.options}
         self.opt = {k: v for k, v in merged.items() if v is not None}
         self.marker = _cli_env.new_marker()
         self.tail = _cli_env.StderrTail()
@@ -494,8 +500,9 @@ class _CodexRun:
             tools = set(getattr(self.ctx.profile, "allowed_tools", None) or [])
             sandbox = "workspace-write" if tools & {"Write", "Edit"} else "read-only"
         if sandbox not in SANDBOXES:
-            raise RuntimeFailure(f"codex: sandbox must be one of {sorted(SANDBOXES)}, got "
-                                 f"{sandbox!r}")
+            raise RuntimeFailure(
+                f"codex: sandbox must be one of {sorted(SANDBOXES)}, got {sandbox!r}"
+            )
         return str(sandbox)
 
     def _approval_policy(self) -> str:
@@ -513,21 +520,25 @@ class _CodexRun:
             argv += ["--ws-auth", "capability-token", "--ws-token-sha256", token_sha]
         overrides: dict[str, Any] = {}
         if self.opt.get("quiet", True):
-            overrides.update({
-                "check_for_update_on_startup": False,
-                "analytics.enabled": False,
-                "features.plugins": False,
-                "features.remote_plugin": False,
-                "features.apps": False,
-            })
+            overrides.update(
+                {
+                    "check_for_update_on_startup": False,
+                    "analytics.enabled": False,
+                    "features.plugins": False,
+                    "features.remote_plugin": False,
+                    "features.apps": False,
+                }
+            )
         if self.opt.get("base_url"):
             prefix = f"model_providers.{PROVIDER_ID}"
-            overrides.update({
-                "model_provider": PROVIDER_ID,
-                f"{prefix}.name": "stagent_lab",
-                f"{prefix}.base_url": str(self.opt["base_url"]),
-                f"{prefix}.wire_api": "responses",
-            })
+            overrides.update(
+                {
+                    "model_provider": PROVIDER_ID,
+                    f"{prefix}.name": "stagent_lab",
+                    f"{prefix}.base_url": str(self.opt["base_url"]),
+                    f"{prefix}.wire_api": "responses",
+                }
+            )
             if self.opt.get("api_key") or os.environ.get("OPENAI_API_KEY"):
                 overrides[f"{prefix}.env_key"] = "OPENAI_API_KEY"
         overrides.update(dict(self.opt.get("config") or {}))
@@ -557,14 +568,16 @@ class _CodexRun:
         token = None
         if transport == "websocket":
             token = secrets.token_urlsafe(32)
-            argv = self._argv(binary, "ws://127.0.0.1:0",
-                              hashlib.sha256(token.encode()).hexdigest())
+            argv = self._argv(
+                binary, "ws://127.0.0.1:0", hashlib.sha256(token.encode()).hexdigest()
+            )
             self.ws_url = asyncio.get_running_loop().create_future()
         elif transport == "stdio":
             argv = self._argv(binary, "stdio://", None)
         else:
-            raise RuntimeFailure(f"codex: transport must be 'stdio' or 'websocket', got "
-                                 f"{transport!r}")
+            raise RuntimeFailure(
+                f"codex: transport must be 'stdio' or 'websocket', got {transport!r}"
+            )
         env = _cli_env.child_env(self._env(), marker=self.marker)
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -587,8 +600,9 @@ class _CodexRun:
             try:
                 url = await asyncio.wait_for(asyncio.shield(self.ws_url), startup)
             except TimeoutError:
-                raise RuntimeFailure(self._why("codex app-server did not start listening "
-                                               f"within {startup:g}s")) from None
+                raise RuntimeFailure(
+                    self._why(f"codex app-server did not start listening within {startup:g}s")
+                ) from None
             link: Any = await _WebSocketLink.connect(url, token, startup)
         else:
             link = _StdioLink(self.proc)
@@ -622,12 +636,19 @@ class _CodexRun:
 
     async def _close(self, graceful: bool) -> None:
         rpc = self.rpc
-        if not graceful and rpc is not None and not rpc.closed and self.turn.id and \
-                not self.turn.done.is_set():
+        if (
+            not graceful
+            and rpc is not None
+            and not rpc.closed
+            and self.turn.id
+            and not self.turn.done.is_set()
+        ):
             with contextlib.suppress(BaseException):
-                await rpc.request("turn/interrupt", {"threadId": self.thread_id,
-                                                     "turnId": self.turn.id},
-                                  self._timeout("interrupt_timeout_s", 2.0))
+                await rpc.request(
+                    "turn/interrupt",
+                    {"threadId": self.thread_id, "turnId": self.turn.id},
+                    self._timeout("interrupt_timeout_s", 2.0),
+                )
         for task in list(self.tasks):
             task.cancel()
         if rpc is not None:
@@ -644,7 +665,7 @@ class _CodexRun:
             await asyncio.to_thread(_cli_env.stop_run, proc.pid if proc else None, self.marker)
         if proc is not None:
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(proc.wait(), 2.0)
+                await asyncio.wait_for(proc.wait(), 1.0)
         if rpc is not None:
             rpc.stop()
         for task in self.stderr_tasks:
@@ -662,11 +683,18 @@ class _CodexRun:
             timeout = self._timeout("request_timeout_s", 60.0)
             from stagent_lab import __version__
 
-            await rpc.request("initialize", {
-                "clientInfo": {"name": "stagent_lab", "title": "stagent_lab",
-                               "version": __version__},
-                "capabilities": {"experimentalApi": False, "requestAttestation": False},
-            }, timeout)
+            await rpc.request(
+                "initialize",
+                {
+                    "clientInfo": {
+                        "name": "stagent_lab",
+                        "title": "stagent_lab",
+                        "version": __version__,
+                    },
+                    "capabilities": {"experimentalApi": False, "requestAttestation": False},
+                },
+                timeout,
+            )
             await rpc.notify("initialized")
             resume = ctx.session_id if ctx.resuming and ctx.session_id else None
             if ctx.resuming and not resume:
@@ -674,8 +702,9 @@ class _CodexRun:
             params = self._thread_params()
             try:
                 if resume:
-                    started = await rpc.request("thread/resume", {"threadId": resume, **params},
-                                                timeout)
+                    started = await rpc.request(
+                        "thread/resume", {"threadId": resume, **params}, timeout
+                    )
                 else:
                     started = await rpc.request("thread/start", params, timeout)
             except _RpcError as exc:
@@ -687,15 +716,23 @@ class _CodexRun:
                 raise RuntimeFailure("codex: the server returned no thread id")
             if self.thread_id != ctx.session_id:
                 yield SessionStarted(self.thread_id)
-            yield Notice("codex thread ready", {
-                "thread_id": self.thread_id, "model": self.model,
-                "model_provider": (started or {}).get("modelProvider"),
-                "sandbox": params["sandbox"], "approval_policy": params["approvalPolicy"],
-                "resumed": bool(resume),
-            })
+            yield Notice(
+                "codex thread ready",
+                {
+                    "thread_id": self.thread_id,
+                    "model": self.model,
+                    "model_provider": (started or {}).get("modelProvider"),
+                    "sandbox": params["sandbox"],
+                    "approval_policy": params["approvalPolicy"],
+                    "resumed": bool(resume),
+                },
+            )
             self.usage_seen = await self._usage_baseline(resume)
-            prompt = (str(self.opt.get("resume_prompt") or DEFAULT_RESUME_PROMPT) if resume
-                      else ctx.prompt)
+            prompt = (
+                str(self.opt.get("resume_prompt") or DEFAULT_RESUME_PROMPT)
+                if resume
+                else ctx.prompt
+            )
             turn_params: dict[str, Any] = {"threadId": self.thread_id, "input": [_text(prompt)]}
             effort = _reasoning_effort(ctx, self.rt.id)
             if effort:
@@ -738,8 +775,9 @@ class _CodexRun:
         instructions = self.ctx.instructions or None
         mode = self.opt.get("instructions_mode", "developer")
         if mode not in ("developer", "base"):
-            raise RuntimeFailure(f"codex: instructions_mode must be 'developer' or 'base', got "
-                                 f"{mode!r}")
+            raise RuntimeFailure(
+                f"codex: instructions_mode must be 'developer' or 'base', got {mode!r}"
+            )
         if instructions:
             params["developerInstructions" if mode == "developer" else "baseInstructions"] = (
                 instructions
@@ -757,8 +795,12 @@ class _CodexRun:
         if not resume:
             return _TokenTotals()
         saved = await self.ctx.load_transcript()
-        if (isinstance(saved, dict) and saved.get("format") == TRANSCRIPT_FORMAT
-                and saved.get("thread_id") == resume and isinstance(saved.get("total"), dict)):
+        if (
+            isinstance(saved, dict)
+            and saved.get("format") == TRANSCRIPT_FORMAT
+            and saved.get("thread_id") == resume
+            and isinstance(saved.get("total"), dict)
+        ):
             return _TokenTotals(**saved["total"])
         return None  # unknown: the first update's "last" is taken as the only new call
 
@@ -771,8 +813,9 @@ class _CodexRun:
         self.usage_seen = total
         if not any(delta.astuple()):
             return []
-        await self.ctx.save_transcript({"format": TRANSCRIPT_FORMAT, "thread_id": self.thread_id,
-                                        "total": total.asdict()})
+        await self.ctx.save_transcript(
+            {"format": TRANSCRIPT_FORMAT, "thread_id": self.thread_id, "total": total.asdict()}
+        )
         report = UsageReport(
             provider=str(self.opt.get("provider") or self.rt.provider),
             model=self.model or "unknown",
@@ -841,29 +884,37 @@ class _CodexRun:
         if kind == "commandExecution":
             command = unwrap_shell(str(item.get("command") or ""))
             if item_id not in self.asked:
-                out.append(Notice(f"codex ran a command in its sandbox without asking: {command}",
-                                  {"item_id": item_id, "command": command}))
+                out.append(
+                    Notice(
+                        f"codex ran a command in its sandbox without asking: {command}",
+                        {"item_id": item_id, "command": command},
+                    )
+                )
             status = item.get("status")
             code = item.get("exitCode")
             output = item.get("aggregatedOutput") or ""
             summary = f"[{status}; exit code {code}]"
             self.ctx.log_tool_result(
-                "Bash", f"{output}\n{summary}".strip(),
-                status != "completed" or code not in (0, None), item_id,
+                "Bash",
+                f"{output}\n{summary}".strip(),
+                status != "completed" or code not in (0, None),
+                item_id,
             )
             return out
         if kind == "fileChange":
             changes = item.get("changes") or []
             lines = [f"{_kind(c)} {c.get('path')}" for c in changes if isinstance(c, dict)]
             status = item.get("status")
-            self.ctx.log_tool_result("Edit", "\n".join([*lines, f"[{status}]"]),
-                                     status != "completed", item_id)
+            self.ctx.log_tool_result(
+                "Edit", "\n".join([*lines, f"[{status}]"]), status != "completed", item_id
+            )
             return out
         if kind == "mcpToolCall":
             name = f"mcp__{item.get('server')}__{item.get('tool')}"
             payload = item.get("error") or item.get("result")
-            self.ctx.log_tool_result(name, json.dumps(payload, default=str)[:20000],
-                                     bool(item.get("error")), item_id)
+            self.ctx.log_tool_result(
+                name, json.dumps(payload, default=str)[:20000], bool(item.get("error")), item_id
+            )
             return out
         if kind == "webSearch":
             return [Notice("codex web search", {"item_id": item_id, "query": item.get("query")})]
@@ -876,8 +927,9 @@ class _CodexRun:
         if status == "interrupted":
             raise RuntimeFailure(self._why("the turn was interrupted"))
         raise RuntimeFailure(
-            _cli_env.scrub(f"codex: turn {status or 'ended'}: {self.turn.error or 'no detail'}",
-                           self.secrets)
+            _cli_env.scrub(
+                f"codex: turn {status or 'ended'}: {self.turn.error or 'no detail'}", self.secrets
+            )
         )
 
     # -- server requests --
@@ -901,8 +953,9 @@ class _CodexRun:
             elif method == "mcpServer/elicitation/request":
                 await self.rpc.respond(rid, {"action": "decline", "content": None, "_meta": None})
             else:
-                await self.rpc.respond_error(rid, -32601,
-                                             f"{method} is not supported by stagent_lab")
+                await self.rpc.respond_error(
+                    rid, -32601, f"{method} is not supported by stagent_lab"
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # answer something: Codex must not wait forever
@@ -929,14 +982,25 @@ class _CodexRun:
     async def _file_approval(self, params: dict[str, Any]) -> dict[str, Any]:
         item_id = str(params.get("itemId"))
         self.asked.add(item_id)
-        changes = [c for c in (self.items.get(item_id) or {}).get("changes") or []
-                   if isinstance(c, dict) and c.get("path")]
+        changes = [
+            c
+            for c in (self.items.get(item_id) or {}).get("changes") or []
+            if isinstance(c, dict) and c.get("path")
+        ]
         checks: list[tuple[str, dict[str, Any]]] = []
         for change in changes:
             kind = _kind(change)
             tool = "Write" if kind == "add" else "Edit"
-            checks.append((tool, {"file_path": str(change["path"]), "change": kind,
-                                  "diff": str(change.get("diff") or "")[:4000]}))
+            checks.append(
+                (
+                    tool,
+                    {
+                        "file_path": str(change["path"]),
+                        "change": kind,
+                        "diff": str(change.get("diff") or "")[:4000],
+                    },
+                )
+            )
         if not checks:
             root = params.get("grantRoot") or str(self.ctx.working_dir)
             checks.append(("Edit", {"file_path": str(root), "reason": params.get("reason")}))
@@ -956,13 +1020,19 @@ class _CodexRun:
             return
         text = f"The operator denied {what}: {decision.message}"
         try:
-            await self.rpc.request("turn/steer", {
-                "threadId": self.thread_id, "expectedTurnId": self.turn.id,
-                "input": [_text(text)],
-            }, self._timeout("request_timeout_s", 60.0))
+            await self.rpc.request(
+                "turn/steer",
+                {
+                    "threadId": self.thread_id,
+                    "expectedTurnId": self.turn.id,
+                    "input": [_text(text)],
+                },
+                self._timeout("request_timeout_s", 60.0),
+            )
         except (RuntimeFailure, _RpcError) as exc:
-            await self.incoming.put(_Emit(Notice(
-                f"codex: could not pass the deny message to the agent: {exc}")))
+            await self.incoming.put(
+                _Emit(Notice(f"codex: could not pass the deny message to the agent: {exc}"))
+            )
 
     async def _user_input(self, params: dict[str, Any]) -> dict[str, Any]:
         answers: dict[str, Any] = {}
@@ -970,8 +1040,11 @@ class _CodexRun:
             text = str(question.get("question") or "")
             if question.get("header"):
                 text = f"{question['header']}: {text}"
-            options = [o.get("label") for o in question.get("options") or []
-                       if isinstance(o, dict) and o.get("label")]
+            options = [
+                o.get("label")
+                for o in question.get("options") or []
+                if isinstance(o, dict) and o.get("label")
+            ]
             if options:
                 text += " (options: " + ", ".join(map(str, options)) + ")"
             answer = await self.ctx.ask(text)
@@ -980,10 +1053,14 @@ class _CodexRun:
 
     async def _permissions(self, params: dict[str, Any]) -> dict[str, Any]:
         requested = params.get("permissions") or {}
-        tool_input = {"reason": params.get("reason"), "permissions": requested,
-                      "cwd": params.get("cwd")}
-        decision = await self.ctx.check_permission("CodexPermissions", tool_input,
-                                                   str(params.get("itemId")))
+        tool_input = {
+            "reason": params.get("reason"),
+            "permissions": requested,
+            "cwd": params.get("cwd"),
+        }
+        decision = await self.ctx.check_permission(
+            "CodexPermissions", tool_input, str(params.get("itemId"))
+        )
         if decision.behavior != "allow":
             return {"permissions": {}, "scope": "turn"}
         granted = {k: v for k, v in requested.items() if v is not None}
@@ -1008,8 +1085,9 @@ def _toml(value: Any) -> str:
     if isinstance(value, int | float):
         return json.dumps(value)
     if isinstance(value, list | dict):
-        raise RuntimeFailure("codex: config overrides take strings, numbers and booleans; "
-                             "use dotted keys for tables")
+        raise RuntimeFailure(
+            "codex: config overrides take strings, numbers and booleans; use dotted keys for tables"
+        )
     return json.dumps(str(value))
 
 

@@ -56,6 +56,11 @@ class EventWriter:
         self.max_rows = max_rows
         self._logs: list[dict[str, Any]] = []
         self._ledger: list[dict[str, Any]] = []
+        # Only the latest transcript per task matters, so later saves replace earlier ones.
+        self._transcripts: dict[str, tuple[str, Any]] = {}
+        # Statement callbacks (task inserts, status updates) run in order in the next batch,
+        # in the same transaction as the log rows that precede them.
+        self._deferred: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
         self.rows_written = 0
         self.batches_written = 0
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM agent_logs").fetchone()
@@ -72,19 +77,30 @@ class EventWriter:
     def add_ledger(self, row: dict[str, Any]) -> None:
         self._ledger.append(row)
 
+    def defer(self, fn: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        self._deferred.append(fn)
+
+    def set_transcript(self, task_id: str, data: str, ts: Any) -> None:
+        self._transcripts[task_id] = (data, ts)
+
+    def pending_transcript(self, task_id: str) -> str | None:
+        entry = self._transcripts.get(task_id)
+        return entry[0] if entry else None
+
     @property
     def pending(self) -> int:
-        return len(self._logs) + len(self._ledger)
+        return len(self._logs) + len(self._ledger) + len(self._transcripts) + len(self._deferred)
 
     def should_flush(self) -> bool:
         return self.pending >= self.max_rows
 
     def flush(self, extra: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
         """Write buffered rows (and run ``extra`` in the same transaction). Returns rows written."""
-        logs, ledger = self._logs, self._ledger
-        if not logs and not ledger and extra is None:
+        logs, ledger, transcripts = self._logs, self._ledger, self._transcripts
+        deferred = self._deferred
+        if not logs and not ledger and not transcripts and not deferred and extra is None:
             return 0
-        self._logs, self._ledger = [], []
+        self._logs, self._ledger, self._transcripts, self._deferred = [], [], {}, []
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -102,6 +118,23 @@ class EventWriter:
                     f"SELECT {', '.join(LEDGER_COLUMNS)} FROM _ledger_batch"
                 )
                 con.unregister("_ledger_batch")
+            if transcripts:
+                table = pa.table(
+                    {
+                        "task_id": list(transcripts),
+                        "data": [v[0] for v in transcripts.values()],
+                        "updated_at": pa.array(
+                            [v[1] for v in transcripts.values()], pa.timestamp("us")
+                        ),
+                    }
+                )
+                con.register("_transcript_batch", table)
+                con.execute(
+                    "INSERT OR REPLACE INTO task_transcripts SELECT * FROM _transcript_batch"
+                )
+                con.unregister("_transcript_batch")
+            for fn in deferred:
+                fn(con)
             if extra is not None:
                 extra(con)
         except BaseException:
@@ -109,6 +142,8 @@ class EventWriter:
             # Put the rows back so nothing is lost; the caller sees the error.
             self._logs = logs + self._logs
             self._ledger = ledger + self._ledger
+            self._transcripts = {**transcripts, **self._transcripts}
+            self._deferred = deferred + self._deferred
             raise
         con.execute("COMMIT")
         written = len(logs) + len(ledger)

@@ -17,17 +17,20 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import bench.__main__ as harness
-from bench import (
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # bench/ is a top-level folder, not part of the installed package
+    sys.path.insert(0, str(REPO))
+
+import bench.__main__ as harness  # noqa: E402
+from bench import (  # noqa: E402
     bench_analytics,
     bench_concurrency,
     bench_governance,
     bench_ingest,
     bench_launch,
 )
-from bench._common import METRIC_KEYS, SMOKE_ENV, format_line, metric, percentile
+from bench._common import METRIC_KEYS, SMOKE_ENV, format_line, metric, percentile  # noqa: E402
 
-REPO = Path(harness.__file__).resolve().parent.parent
 LINE = re.compile(r"^[a-z_]+\.[a-z0-9_]+: -?[0-9.]+ \S+( \(ratio (?:[0-9.]+|n/a) vs .+\))?$")
 
 

@@ -62,8 +62,12 @@ class CodexCliFake(OpenAIFake):
 
     def whole_body(self, turn: Turn, request: RecordedRequest) -> dict[str, Any]:
         if request.path == MODELS_PATH:
-            return {"object": "list", "data": [{"id": "gpt-5.1-codex", "object": "model",
-                                                 "created": 0, "owned_by": "fake"}]}
+            return {
+                "object": "list",
+                "data": [
+                    {"id": "gpt-5.1-codex", "object": "model", "created": 0, "owned_by": "fake"}
+                ],
+            }
         return super().whole_body(turn, request)
 
 
@@ -74,16 +78,23 @@ def bash_turn(command: str, text: str = "Running a command.", **usage: int) -> T
     """A Claude turn that calls the CLI's Bash tool."""
     turn: Turn = {
         "text": text,
-        "tool_uses": [{"name": "Bash", "input": {"command": command,
-                                                 "description": "run a command"}}],
+        "tool_uses": [
+            {"name": "Bash", "input": {"command": command, "description": "run a command"}}
+        ],
     }
     if usage:
         turn["usage"] = usage
     return turn
 
 
-def exec_turn(command: str, text: str = "Running a command.", *, escalate: bool = True,
-              workdir: str | None = None, **usage: int) -> Turn:
+def exec_turn(
+    command: str,
+    text: str = "Running a command.",
+    *,
+    escalate: bool = True,
+    workdir: str | None = None,
+    **usage: int,
+) -> Turn:
     """A Codex turn that calls ``exec_command``; ``escalate`` asks to leave the sandbox, which
     under approval policy on-request is what makes Codex ask for approval."""
     args: dict[str, Any] = {"cmd": command}
@@ -101,8 +112,12 @@ def exec_turn(command: str, text: str = "Running a command.", *, escalate: bool 
 def patch_turn(path: str, content: str, text: str = "Adding a file.") -> Turn:
     """A Codex turn that adds a file with apply_patch (Codex turns it into a fileChange)."""
     patch = f"*** Begin Patch\n*** Add File: {path}\n+{content}\n*** End Patch\n"
-    return {"text": text, "tool_calls": [{"name": "exec_command",
-                                          "arguments": {"cmd": f"apply_patch <<'EOF'\n{patch}EOF\n"}}]}
+    return {
+        "text": text,
+        "tool_calls": [
+            {"name": "exec_command", "arguments": {"cmd": f"apply_patch <<'EOF'\n{patch}EOF\n"}}
+        ],
+    }
 
 
 def request_text(request: RecordedRequest) -> str:
@@ -154,26 +169,44 @@ def codex_binary() -> str | None:
 # ---- processes ------------------------------------------------------------------------------
 
 
-def run_processes() -> dict[int, str]:
-    """Live processes (ours) started by a CLI run: pid → command line."""
+def _marker_of(entry: Path) -> str | None:
+    try:
+        environ = (entry / "environ").read_bytes()
+    except OSError:
+        return None
+    prefix = f"{_cli_env.MARKER_VAR}=".encode()
+    for part in environ.split(b"\0"):
+        if part.startswith(prefix):
+            return part[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def run_markers() -> set[str]:
+    """Markers of the CLI runs this test process started (their CLI is still its descendant).
+
+    Tests that check "nothing is left" remember these while the run is alive, so processes of
+    other test sessions on the same machine never count, and orphans (re-parented to init once
+    their parent died) still do.
+    """
+    markers = set()
+    for pid in _cli_env.descendants(os.getpid()):
+        marker = _marker_of(Path("/proc") / str(pid))
+        if marker:
+            markers.add(marker)
+    return markers
+
+
+def run_processes(markers: set[str] | None = None) -> dict[int, str]:
+    """Live processes of those runs (default: ``run_markers()``): pid → command line."""
+    wanted = run_markers() if markers is None else markers
     out: dict[int, str] = {}
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return out
-    needle = f"{_cli_env.MARKER_VAR}=".encode()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes()
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]:
-            continue
-        if any(part.startswith(needle) for part in environ.split(b"\0")):
-            out[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    for marker in wanted:
+        for pid in _cli_env.processes_with_marker(marker):
+            try:
+                cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+            except OSError:
+                continue
+            out[pid] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
     return out
 
 
@@ -209,6 +242,7 @@ __all__ = [
     "isolated_dir",
     "patch_turn",
     "request_text",
+    "run_markers",
     "run_processes",
     "wait_until",
     "write_cli_profile",

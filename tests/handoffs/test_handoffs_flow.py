@@ -329,3 +329,17 @@ def test_handoff_tool_needs_allowed_tools(hlab, project):
     decision = h.logs().query("event == 'tool_decision'").iloc[0]["payload"]
     assert decision["tier"] == "allowed_tools" and decision["behavior"] == "deny"
     assert hlab.handoffs().empty and len(hlab.tasks()) == 1
+
+
+def test_pending_handoff_follows_an_inbox_item_expired_elsewhere(hlab):
+    # Crash recovery expires the inbox items of tasks a dead process left running; the
+    # handoff that waited on such an item must not stay pending forever.
+    out = hlab.handoff("gate", "s", "b", from_profile="hop-a")
+    hlab.engine.call(
+        lambda: hlab.store.con.execute(
+            "UPDATE inbox_items SET status = 'expired' WHERE id = ?", [out["inbox_item_id"]]
+        )
+    )
+    msg = hlab.handoffs().iloc[0]
+    assert msg["status"] == "expired"
+    assert msg["reason"] == "its inbox item was expired before a decision"

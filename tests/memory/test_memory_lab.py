@@ -303,3 +303,23 @@ def test_lab_memory_operator_api(mlab):
     mlab.memory.delete(mid)
     assert mlab.memory.list("memo").empty
     assert mlab.memory.decay() == {"decayed": 0, "archived": 0}
+
+
+def test_saved_rule_on_another_field_allows_recall_only(mlab, project):
+    mlab.add_rule("Memory(action:recall)", scope="profile", scope_id="memo-ask")
+    mlab.memory.add("memo-ask", "The wiki lives at wiki.example.invalid.")
+
+    def recall(prompt, profile):
+        out = yield {"tool": "Memory", "input": {"action": "recall", "content": "wiki"}}
+        yield {"result": out}
+
+    h = mlab.run("x", profile="memo-ask", project=project, timeout=30, script=recall)
+    assert "wiki.example.invalid" in h.result
+    decision = h.logs().query("event == 'tool_decision'").iloc[0]["payload"]
+    assert decision["tier"] == "rule" and decision["rule"] == "Memory(action:recall)"
+    # The rule does not cover remembering: that still asks.
+    h2 = mlab.submit("x", profile="memo-ask", project=project, script=remember("New fact here."))
+    item = mlab.wait_inbox(timeout=20, task=h2.id).iloc[0]
+    assert item["tool_input"]["action"] == "remember"
+    mlab.decide(item["id"], "deny")
+    h2.wait(timeout=20)

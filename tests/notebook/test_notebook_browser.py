@@ -62,6 +62,8 @@ EXTRA_CELLS = [
     "%%stagent --profile code-reviewer --runtime scripted --project {project} --name third\n"
     "One more review, approved while another cell is busy.",
     "import time\nprint('sleeping', flush=True)\ntime.sleep(20)\nprint('slept')",
+    "%stagent monitor",
+    "%stagent profiles",
 ]
 NOTEBOOK_READY = """() => {
   const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -70,9 +72,6 @@ NOTEBOOK_READY = """() => {
   return !!(w && w.content && w.content.widgets.length >= %d && kernel
             && kernel.status === 'idle');
 }"""
-KERNEL_STATUS = (
-    """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"""
-)
 
 
 def _unavailable(reason: str) -> None:
@@ -172,6 +171,8 @@ def test_quickstart_in_chromium_card_inbox_reload_and_busy_kernel(tmp_path):
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "notebook-browser.png"
+    failure_shot = ARTIFACTS / "notebook-browser-failure.png"
+    failure_shot.unlink(missing_ok=True)
     with jupyter_lab(tmp_path) as url, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
@@ -188,7 +189,7 @@ def test_quickstart_in_chromium_card_inbox_reload_and_busy_kernel(tmp_path):
             page.screenshot(path=str(shot), full_page=True)
         except BaseException:
             with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "notebook-browser-failure.png"))
+                page.screenshot(path=str(failure_shot))
             raise
         finally:
             ctx.close()
@@ -197,14 +198,16 @@ def test_quickstart_in_chromium_card_inbox_reload_and_busy_kernel(tmp_path):
 
 def _scenario(page, url, expect):
     page.goto(url)
-    page.wait_for_function(NOTEBOOK_READY % 20, timeout=90_000)
+    page.wait_for_function(NOTEBOOK_READY % 22, timeout=90_000)
     cells = page.locator(".jp-Notebook .jp-Cell")
     sources = page.evaluate(
         "() => window.jupyterapp.shell.currentWidget.content.widgets"
         ".map(c => c.model.sharedModel.getSource())"
     )
     launch = next(i for i, s in enumerate(sources) if s.startswith("%%stagent"))
-    second, inbox_cell, third, sleeper = range(len(sources) - 4, len(sources))
+    second, inbox_cell, third, sleeper, monitor_cell, profiles_cell = range(
+        len(sources) - 6, len(sources)
+    )
 
     def run(index):
         cell = cells.nth(index)
@@ -233,7 +236,7 @@ def _scenario(page, url, expect):
     # 2. Reconnect: save, reload, and the card comes back from the kernel's state.
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.reload()
-    page.wait_for_function(NOTEBOOK_READY % 20, timeout=90_000)
+    page.wait_for_function(NOTEBOOK_READY % 22, timeout=90_000)
     card = card_of(launch)
     expect(card).to_have_attribute("data-status", "completed")
     expect(card.locator(".stg-log")).to_contain_text("allow by human")
@@ -252,16 +255,31 @@ def _scenario(page, url, expect):
     expect(inbox.locator(".stg-recent tbody tr").first).to_contain_text("(notebook)")
     expect(card_of(second)).to_have_attribute("data-status", "completed")
 
+    # The monitor and the profiles view render from their state too.
+    run(monitor_cell)
+    monitor = cells.nth(monitor_cell).locator(".stg-monitor")
+    expect(monitor.locator(".stg-tile").first).to_contain_text("active agents")
+    expect(monitor.locator(".stg-tile").nth(1)).to_contain_text("100%")
+    expect(monitor.get_by_role("log", name="Live log")).to_contain_text("allow by human")
+    monitor.get_by_label("Filter by event").select_option("tool_decision")
+    expect(monitor.locator(".stg-log-row").first).to_have_attribute("data-event", "tool_decision")
+    run(profiles_cell)
+    profiles = cells.nth(profiles_cell).locator(".stg-profiles")
+    reviewer = profiles.locator('[data-profile-id="code-reviewer"]')
+    expect(reviewer).to_contain_text("Code Reviewer")
+    expect(reviewer).to_contain_text("Bash(command:rm *)")
+    profiles.get_by_label("Filter profiles").fill("owasp")
+    expect(profiles.locator(".stg-profile")).to_have_count(1)
+
     # 4. Allow while another cell keeps the main shell busy (kernel subshells).
     run(third)
     busy_card = card_of(third)
     expect(busy_card.locator(".stg-approval")).to_contain_text("git status --short")
     run(sleeper)
     expect(cells.nth(sleeper).locator(".jp-OutputArea-output")).to_contain_text("sleeping")
-    assert page.evaluate(KERNEL_STATUS) == "busy"
     busy_card.get_by_role("button", name="Allow", exact=True).click()
     expect(busy_card).to_have_attribute("data-status", "completed", timeout=15_000)
     # ... and the sleeping cell is still running: the decision did not wait for it.
     expect(cells.nth(sleeper).locator(".jp-InputPrompt")).to_have_text("[*]:")
-    assert "slept" not in cells.nth(sleeper).inner_text()
+    assert "slept" not in cells.nth(sleeper).locator(".jp-OutputArea").inner_text()
     busy_card.scroll_into_view_if_needed()

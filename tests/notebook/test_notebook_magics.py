@@ -157,8 +157,12 @@ def test_line_commands_return_views_and_frames(shell, lab):
     assert monitor.stats["completed"] == 1 and monitor.stats["tasks_today"] == 1
     card_handle = shell.run_line_magic("stagent", f"task {done.id[:5]}")
     assert card_handle.id == done.id and card_handle.card.info["status"] == "completed"
+    # Running the cell again shows the same inbox and monitor models, not new pollers.
+    assert shell.run_line_magic("stagent", "inbox") is inbox
+    assert shell.run_line_magic("stagent", "monitor") is monitor
     for widget in (profiles, inbox, monitor):
         widget.close()
+    assert shell.run_line_magic("stagent", "inbox") is not inbox  # closed: a fresh one
 
 
 def test_cancel_and_resume_by_id_prefix(shell, lab, project, capsys):

@@ -6,6 +6,8 @@ the same content, on a separate thread (as a kernel subshell would).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 
@@ -300,3 +302,31 @@ def test_log_entries_and_buffer_caps():
     kept = buf.entries()
     assert kept[-1] == {"n": 1233} and [e["n"] for e in kept] == list(range(800, 1234))
     assert buf.dropped == 800 and len(buf.tail) == 34 and len(buf.head) == 400
+
+
+def test_widget_comms_keep_the_subshell_the_front_end_chose():
+    """ipykernel 7 pins a comm's inbound messages to the subshell that last sent on it; ours
+    must follow the front end's choice, or a click waits for a busy cell."""
+    from ipykernel.comm.comm import BaseComm
+
+    from stagent_lab.notebook.widgets._base import keep_frontend_subshell
+
+    comm = BaseComm(target_name="jupyter.widget", comm_id="c-1", primary=False)
+    comm._reply_subshell_id = None  # as after publishing from a main-shell cell
+    assert comm._reply_subshell_for({}, "sub-1") is None  # the kernel's own routing
+    keep_frontend_subshell(comm)
+    assert comm._reply_subshell_for({}, "sub-1") == "sub-1"
+    assert comm._reply_subshell_for({"content": {"id": "r"}}, None) is None
+    keep_frontend_subshell(None)  # no comm (closed widget): nothing to do
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("name", ["task_card", "inbox", "monitor", "profiles"])
+def test_widget_modules_are_valid_javascript(tmp_path, name):
+    from stagent_lab.notebook.widgets._base import bundle
+
+    path = tmp_path / f"{name}.mjs"
+    path.write_text(bundle(f"{name}.js"))
+    out = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "export default" in path.read_text()

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from stagent_lab import Lab
-from stagent_lab.runtimes.claude_code import ClaudeCodeRuntime, bundled_cli
+from stagent_lab.runtimes.claude_code import ClaudeCodeRuntime
 from tests.fakes import http_error
 from tests.fakes.cli_support import (
     MESSAGES_PATH,
     ClaudeCliFake,
     bash_turn,
     request_text,
+    run_markers,
     run_processes,
     wait_until,
     write_cli_profile,
@@ -50,14 +51,29 @@ def fake():
 def cc_lab(tmp_path, fake):
     profiles = tmp_path / "profiles"
     write_cli_profile(
-        profiles, "cc-guarded", "claude-code",
-        tools=["Read", "Glob", "Bash", "Write"], approve=["Glob"], deny=["Bash(command:rm *)"],
+        profiles,
+        "cc-guarded",
+        "claude-code",
+        tools=["Read", "Glob", "Bash", "Write"],
+        approve=["Glob"],
+        deny=["Bash(command:rm *)"],
     )
-    write_cli_profile(profiles, "cc-auto", "claude-code",
-                      tools=["Read", "Glob", "Bash", "Write", "Edit"],
-                      approve=["Read", "Glob", "Bash", "Write", "Edit"])
-    options = {"claude-code": {"base_url": fake.base_url, "api_key": KEY, "model": MODEL,
-                               "config_dir": str(tmp_path / "claude-config"), "max_retries": 0}}
+    write_cli_profile(
+        profiles,
+        "cc-auto",
+        "claude-code",
+        tools=["Read", "Glob", "Bash", "Write", "Edit"],
+        approve=["Read", "Glob", "Bash", "Write", "Edit"],
+    )
+    options = {
+        "claude-code": {
+            "base_url": fake.base_url,
+            "api_key": KEY,
+            "model": MODEL,
+            "config_dir": str(tmp_path / "claude-config"),
+            "max_retries": 0,
+        }
+    }
     lab = Lab(home=tmp_path / "ws", profile_dirs=[profiles], runtime_options=options)
     try:
         yield lab
@@ -74,13 +90,16 @@ def final(text: str = "All done.", **usage: int) -> dict:
 
 def decisions(lab: Lab, task_id: str) -> list[tuple[str, str, str]]:
     logs = lab.logs(task=task_id, event="tool_decision")
-    return [(r["tool_name"], r["payload"]["behavior"], r["payload"]["tier"])
-            for _, r in logs.iterrows()]
+    return [
+        (r["tool_name"], r["payload"]["behavior"], r["payload"]["tier"]) for _, r in logs.iterrows()
+    ]
 
 
 def tool_results(lab: Lab, task_id: str) -> list[dict]:
-    return [dict(r["payload"], tool=r["tool_name"])
-            for _, r in lab.logs(task=task_id, event="tool_result").iterrows()]
+    return [
+        dict(r["payload"], tool=r["tool_name"])
+        for _, r in lab.logs(task=task_id, event="tool_result").iterrows()
+    ]
 
 
 # ---- approvals ----------------------------------------------------------------------------
@@ -146,7 +165,8 @@ def test_always_allow_saves_a_rule_and_the_next_identical_request_skips_the_inbo
     assert handle.status == "completed", handle.info()["failure_reason"]
     assert (project / "seen.txt").exists()
     assert [(r["tool"], r["is_error"]) for r in tool_results(cc_lab, handle.id)] == [
-        ("Bash", False), ("Bash", False)
+        ("Bash", False),
+        ("Bash", False),
     ]
     all_items = cc_lab.inbox("all")
     assert list(all_items[all_items["task_id"] == handle.id]["id"]) == [item["id"]]
@@ -158,8 +178,10 @@ def test_reads_go_through_the_cascade_too(cc_lab, fake, project):
     """Claude Code would read files in its working folder without asking; our hook makes it
     ask, so a profile that does not auto-approve Read sees the request in the inbox."""
     fake.script(
-        {"text": "Reading.", "tool_uses": [
-            {"name": "Read", "input": {"file_path": str(project / "README.md")}}]},
+        {
+            "text": "Reading.",
+            "tool_uses": [{"name": "Read", "input": {"file_path": str(project / "README.md")}}],
+        },
         final("Could not read it."),
     )
     handle = cc_lab.submit("Read the readme", profile="cc-guarded", project=project)
@@ -191,8 +213,13 @@ def test_profile_auto_deny_is_answered_without_the_inbox(cc_lab, fake, project):
 
 def test_usage_rows_carry_each_calls_exact_tokens(cc_lab, fake, project):
     fake.script(
-        bash_turn("echo hi", input_tokens=100, output_tokens=20, cache_read_input_tokens=30,
-                  cache_creation_input_tokens=5),
+        bash_turn(
+            "echo hi",
+            input_tokens=100,
+            output_tokens=20,
+            cache_read_input_tokens=30,
+            cache_creation_input_tokens=5,
+        ),
         final("Said hi.", input_tokens=50, output_tokens=5),
     )
     handle = cc_lab.run("Say hi", profile="cc-auto", project=project, timeout=WAIT)
@@ -209,7 +236,8 @@ def test_usage_rows_carry_each_calls_exact_tokens(cc_lab, fake, project):
     assert set(rows["model"]) == {MODEL}
     assert set(rows["runtime_id"]) == {"claude-code"}
     notice = next(
-        r["payload"] for _, r in cc_lab.logs(task=handle.id, event="notice").iterrows()
+        r["payload"]
+        for _, r in cc_lab.logs(task=handle.id, event="notice").iterrows()
         if r["payload"]["message"] == "claude-code finished"
     )
     # The CLI's own cost for the session equals what the ledger priced, call by call.
@@ -221,29 +249,34 @@ def test_usage_rows_carry_each_calls_exact_tokens(cc_lab, fake, project):
 
 def test_cancel_mid_command_stops_the_cli_and_everything_it_started(cc_lab, fake, project):
     # (Claude Code refuses a plain `sleep 30 && …` as wasteful; a Python sleep it runs.)
-    slow = "python3 -c 'import time; time.sleep(30); open(\"late.txt\", \"w\").write(\"x\")'"
+    slow = 'python3 -c \'import time; time.sleep(30); open("late.txt", "w").write("x")\''
     fake.script(bash_turn(slow), final("unreachable"))
     handle = cc_lab.submit("Wait a while", profile="cc-auto", project=project)
     running = wait_until(
         lambda: {p: c for p, c in run_processes().items() if "time.sleep(30)" in c},
         timeout=WAIT,
     )
-    started = run_processes()
+    markers = run_markers()
+    started = run_processes(markers)
     assert len(started) >= 2  # the CLI and the shell running the command
 
     handle.cancel()
     handle.wait(WAIT)
 
     assert handle.status == "cancelled"
-    wait_until(lambda: not (set(run_processes()) & set(started)), timeout=10)
-    assert not (set(running) & set(run_processes()))
+    wait_until(lambda: not run_processes(markers), timeout=10)
+    assert not (set(running) & set(run_processes(markers)))
     assert not (project / "late.txt").exists()
 
 
 def test_resume_continues_the_same_session_and_books_only_new_calls(cc_lab, fake, project):
     fake.script(
-        bash_turn("echo one > first.txt", text="The code word is PLUM.",
-                  input_tokens=100, output_tokens=10),
+        bash_turn(
+            "echo one > first.txt",
+            text="The code word is PLUM.",
+            input_tokens=100,
+            output_tokens=10,
+        ),
         final("Resumed; the code word was PLUM.", input_tokens=300, output_tokens=20),
     )
     handle = cc_lab.submit("Remember PLUM", profile="cc-auto", project=project, max_turns=1)
@@ -261,14 +294,18 @@ def test_resume_continues_the_same_session_and_books_only_new_calls(cc_lab, fake
     assert handle.info()["session_id"] == session
     resumed = fake.main_requests[-1].body["messages"]
     assistant_texts = [
-        b.get("text") for m in resumed if m["role"] == "assistant" for b in m["content"]
+        b.get("text")
+        for m in resumed
+        if m["role"] == "assistant"
+        for b in m["content"]
         if isinstance(b, dict)
     ]
     assert "The code word is PLUM." in assistant_texts  # the fake sees the earlier turn
     usage = cc_lab.usage()
     rows = usage[usage["task_id"] == handle.id]
     assert sorted(zip(rows["input_tokens"], rows["output_tokens"], strict=True)) == [
-        (100, 10), (300, 20)
+        (100, 10),
+        (300, 20),
     ]
     assert list(rows.sort_values("started_at")["activity"]) == ["task_run", "task_resume"]
 
@@ -308,20 +345,28 @@ def test_a_killed_cli_fails_the_task_instead_of_hanging(cc_lab, fake, project):
 def test_profile_smoke_tests_run_on_claude_code_and_are_stored(tmp_path, fake):
     profiles = tmp_path / "profiles"
     write_cli_profile(
-        profiles, "cc-smoke", "claude-code", tools=["Read"], approve=["Read"],
+        profiles,
+        "cc-smoke",
+        "claude-code",
+        tools=["Read"],
+        approve=["Read"],
         extra='tests:\n  - task: "say hello"\n    expectedKeywords: [hello]\n',
     )
-    options = {"claude-code": {"base_url": fake.base_url, "api_key": KEY, "model": MODEL,
-                               "config_dir": str(tmp_path / "cfg")}}
+    options = {
+        "claude-code": {
+            "base_url": fake.base_url,
+            "api_key": KEY,
+            "model": MODEL,
+            "config_dir": str(tmp_path / "cfg"),
+        }
+    }
     fake.script(final("Hello from the fake!"))
     with Lab(home=tmp_path / "ws", profile_dirs=[profiles], runtime_options=options) as lab:
         df = lab.test_profile("cc-smoke", runtime="claude-code", timeout=WAIT)
         stored = lab.sql("SELECT runtime_id, passed FROM profile_test_runs")
 
     assert list(df["passed"]) == [True]
-    assert list(zip(stored["runtime_id"], stored["passed"], strict=True)) == [
-        ("claude-code", True)
-    ]
+    assert list(zip(stored["runtime_id"], stored["passed"], strict=True)) == [("claude-code", True)]
 
 
 def test_skill_md_is_the_system_prompt_and_tools_follow_the_profile(cc_lab, fake, project):
@@ -336,3 +381,87 @@ def test_skill_md_is_the_system_prompt_and_tools_follow_the_profile(cc_lab, fake
     assert offered == ["Bash", "Glob", "Read", "Write"]
     assert body["model"] == MODEL
     assert body["messages"][0]["role"] == "user"
+
+
+MCP_SERVER = r"""
+import json, sys
+
+def send(msg):
+    sys.stdout.write(json.dumps(msg) + "\n")
+    sys.stdout.flush()
+
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, rid = msg.get("method"), msg.get("id")
+    if rid is None:
+        continue
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": rid, "result": {
+            "protocolVersion": msg["params"]["protocolVersion"],
+            "capabilities": {"tools": {}}, "serverInfo": {"name": "notes", "version": "1"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [{
+            "name": "lookup", "description": "Look a note up by key.",
+            "inputSchema": {"type": "object", "properties": {"key": {"type": "string"}},
+                            "required": ["key"]}}]}})
+    elif method == "tools/call":
+        key = msg["params"]["arguments"]["key"]
+        send({"jsonrpc": "2.0", "id": rid, "result": {
+            "content": [{"type": "text", "text": f"note[{key}] = blue"}], "isError": False}})
+    else:
+        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": method}})
+"""
+
+
+def test_profile_mcp_servers_are_passed_through_and_their_tools_governed(tmp_path, fake, project):
+    import sys
+
+    server = tmp_path / "notes_server.py"
+    server.write_text(MCP_SERVER)
+    profiles = tmp_path / "profiles"
+    mcp = json.dumps({"notes": {"command": sys.executable, "args": [str(server)]}})
+    write_cli_profile(
+        profiles,
+        "cc-mcp",
+        "claude-code",
+        tools=["Read", "mcp__notes__lookup"],
+        approve=["mcp__notes__lookup"],
+        extra=f"mcpServers: {mcp}\n",
+    )
+    fake.script(
+        {
+            "text": "Looking it up.",
+            "tool_uses": [{"name": "mcp__notes__lookup", "input": {"key": "sky"}}],
+        },
+        final("The sky note says blue."),
+    )
+    options = {
+        "claude-code": {
+            "base_url": fake.base_url,
+            "api_key": KEY,
+            "model": MODEL,
+            "config_dir": str(tmp_path / "cfg"),
+            "max_retries": 0,
+        }
+    }
+    with Lab(home=tmp_path / "ws", profile_dirs=[profiles], runtime_options=options) as lab:
+        handle = lab.run(
+            "What does the sky note say?", profile="cc-mcp", project=project, timeout=WAIT
+        )
+        ready = next(
+            p
+            for p in lab.logs(task=handle.id, event="notice")["payload"]
+            if p["message"] == "claude-code session ready"
+        )
+        results = tool_results(lab, handle.id)
+        tiers = decisions(lab, handle.id)
+
+    assert handle.status == "completed", handle.info()["failure_reason"]
+    assert {"name": "notes", "status": "connected"} in ready["mcp_servers"]
+    assert "mcp__notes__lookup" in ready["tools"]
+    assert tiers == [("mcp__notes__lookup", "allow", "profile_auto_approve")]
+    assert [(r["tool"], r["output"]) for r in results] == [
+        ("mcp__notes__lookup", "note[sky] = blue")
+    ]
+    offered = {t["name"] for t in fake.main_requests[0].body["tools"]}
+    assert "mcp__notes__lookup" in offered

@@ -22,6 +22,7 @@ from tests.fakes.cli_support import (
     exec_turn,
     patch_turn,
     request_text,
+    run_markers,
     run_processes,
     wait_until,
     write_cli_profile,
@@ -51,21 +52,46 @@ def fake():
 def codex_options(tmp_path, fake, **extra) -> dict:
     home = tmp_path / "codex-home"
     home.mkdir(exist_ok=True)
-    return {RUNTIME: {"base_url": fake.v1_url, "api_key": KEY, "model": MODEL,
-                      "codex_home": str(home), **extra}}
+    return {
+        RUNTIME: {
+            "base_url": fake.v1_url,
+            "api_key": KEY,
+            "model": MODEL,
+            "codex_home": str(home),
+            **extra,
+        }
+    }
 
 
 @pytest.fixture
 def cx_lab(tmp_path, fake):
     profiles = tmp_path / "profiles"
-    write_cli_profile(profiles, "cx-guarded", RUNTIME, tools=["Read", "Bash", "Write", "Edit"],
-                      approve=["Read"], deny=["Bash(command:rm *)"])
-    write_cli_profile(profiles, "cx-auto", RUNTIME, tools=["Read", "Bash", "Write", "Edit"],
-                      approve=["Read", "Bash", "Write", "Edit"])
-    write_cli_profile(profiles, "cx-readonly", RUNTIME, tools=["Read", "Write", "Edit"],
-                      approve=["Read"], extra=READ_ONLY)
-    lab = Lab(home=tmp_path / "ws", profile_dirs=[profiles],
-              runtime_options=codex_options(tmp_path, fake))
+    write_cli_profile(
+        profiles,
+        "cx-guarded",
+        RUNTIME,
+        tools=["Read", "Bash", "Write", "Edit"],
+        approve=["Read"],
+        deny=["Bash(command:rm *)"],
+    )
+    write_cli_profile(
+        profiles,
+        "cx-auto",
+        RUNTIME,
+        tools=["Read", "Bash", "Write", "Edit"],
+        approve=["Read", "Bash", "Write", "Edit"],
+    )
+    write_cli_profile(
+        profiles,
+        "cx-readonly",
+        RUNTIME,
+        tools=["Read", "Write", "Edit"],
+        approve=["Read"],
+        extra=READ_ONLY,
+    )
+    lab = Lab(
+        home=tmp_path / "ws", profile_dirs=[profiles], runtime_options=codex_options(tmp_path, fake)
+    )
     try:
         yield lab
     finally:
@@ -81,20 +107,26 @@ def final(text: str = "All done.", **usage: int) -> dict:
 
 def decisions(lab: Lab, task_id: str) -> list[tuple[str, str, str]]:
     logs = lab.logs(task=task_id, event="tool_decision")
-    return [(r["tool_name"], r["payload"]["behavior"], r["payload"]["tier"])
-            for _, r in logs.iterrows()]
+    return [
+        (r["tool_name"], r["payload"]["behavior"], r["payload"]["tier"]) for _, r in logs.iterrows()
+    ]
 
 
 def tool_results(lab: Lab, task_id: str) -> list[dict]:
-    return [dict(r["payload"], tool=r["tool_name"])
-            for _, r in lab.logs(task=task_id, event="tool_result").iterrows()]
+    return [
+        dict(r["payload"], tool=r["tool_name"])
+        for _, r in lab.logs(task=task_id, event="tool_result").iterrows()
+    ]
 
 
 def outputs_sent(fake: CodexCliFake, index: int) -> list[str]:
     """The function_call_output texts in the index-th model request."""
     body = fake.response_requests[index].body or {}
-    return [str(i.get("output")) for i in body.get("input", [])
-            if i.get("type") == "function_call_output"]
+    return [
+        str(i.get("output"))
+        for i in body.get("input", [])
+        if i.get("type") == "function_call_output"
+    ]
 
 
 # ---- approvals ------------------------------------------------------------------------------
@@ -142,9 +174,7 @@ def test_denied_command_never_runs_and_the_agent_reads_the_message(cx_lab, fake,
     assert results[0]["is_error"] is True and "declined" in results[0]["output"]
 
 
-def test_always_allow_answers_for_the_session_and_skips_the_inbox_next_time(
-    cx_lab, fake, project
-):
+def test_always_allow_answers_for_the_session_and_skips_the_inbox_next_time(cx_lab, fake, project):
     cmd = "touch seen.txt"
     fake.script(exec_turn(cmd), exec_turn(cmd, text="Once more."), final("Touched twice."))
     handle = cx_lab.submit("Touch twice", profile="cx-guarded", project=project)
@@ -187,8 +217,9 @@ def test_file_change_approval_is_checked_per_file(cx_lab, fake, project):
 
 def test_usage_rows_carry_each_calls_exact_tokens(cx_lab, fake, project):
     fake.script(
-        exec_turn("echo hi", input_tokens=100, cached_tokens=10, output_tokens=20,
-                  reasoning_tokens=3),
+        exec_turn(
+            "echo hi", input_tokens=100, cached_tokens=10, output_tokens=20, reasoning_tokens=3
+        ),
         final("Said hi.", input_tokens=150, output_tokens=5),
     )
     handle = cx_lab.run("Say hi", profile="cx-auto", project=project, timeout=WAIT)
@@ -213,29 +244,29 @@ def test_cancel_mid_turn_interrupts_and_leaves_no_process(cx_lab, fake, project)
     fake.script(stall(30, after_events=4))
     handle = cx_lab.submit("Think for a long time", profile="cx-auto", project=project)
     wait_until(lambda: len(fake.response_requests) == 1, timeout=WAIT)
-    started = run_processes()
-    assert any("app-server" in cmd for cmd in started.values())
+    markers = run_markers()
+    assert any("app-server" in cmd for cmd in run_processes(markers).values())
 
     handle.cancel()
     handle.wait(WAIT)
 
     assert handle.status == "cancelled"
-    wait_until(lambda: not (set(run_processes()) & set(started)), timeout=10)
+    wait_until(lambda: not run_processes(markers), timeout=10)
 
 
 def test_cancel_while_a_command_runs_kills_the_command_too(cx_lab, fake, project):
     slow = "python3 -c 'import time; time.sleep(30)' && touch late.txt"
     fake.script(exec_turn(slow), final("unreachable"))
     handle = cx_lab.submit("Wait a while", profile="cx-auto", project=project)
-    wait_until(lambda: any("time.sleep(30)" in c for c in run_processes().values()),
-               timeout=WAIT)
-    started = run_processes()
+    wait_until(lambda: any("time.sleep(30)" in c for c in run_processes().values()), timeout=WAIT)
+    markers = run_markers()
+    assert len(run_processes(markers)) >= 2  # the server and the command's processes
 
     handle.cancel()
     handle.wait(WAIT)
 
     assert handle.status == "cancelled"
-    wait_until(lambda: not (set(run_processes()) & set(started)), timeout=10)
+    wait_until(lambda: not run_processes(markers), timeout=10)
     assert not (project / "late.txt").exists()
 
 
@@ -265,7 +296,8 @@ def test_resume_continues_the_thread_and_books_only_new_calls(cx_lab, fake, proj
     usage = cx_lab.usage()
     rows = usage[usage["task_id"] == handle.id]
     assert sorted(zip(rows["input_tokens"], rows["output_tokens"], strict=True)) == [
-        (100, 10), (300, 20)
+        (100, 10),
+        (300, 20),
     ]
 
 
@@ -290,8 +322,14 @@ def test_provider_error_fails_the_task_with_the_reason(tmp_path, fake, project):
     fake.set_default("POST", RESPONSES_PATH, http_error(400, message="model is not supported"))
     profiles = tmp_path / "profiles"
     write_cli_profile(profiles, "cx-auto", RUNTIME, tools=["Bash"], approve=["Bash"])
-    options = codex_options(tmp_path, fake, config={"model_providers.stagent.request_max_retries": 0,
-                                                    "model_providers.stagent.stream_max_retries": 0})
+    options = codex_options(
+        tmp_path,
+        fake,
+        config={
+            "model_providers.stagent.request_max_retries": 0,
+            "model_providers.stagent.stream_max_retries": 0,
+        },
+    )
     with Lab(home=tmp_path / "ws", profile_dirs=[profiles], runtime_options=options) as lab:
         handle = lab.run("Anything", profile="cx-auto", project=project, timeout=WAIT)
         reason = handle.info()["failure_reason"]
@@ -326,8 +364,31 @@ def test_skill_md_reaches_the_model_and_the_sandbox_follows_the_profile(cx_lab, 
     body = fake.response_requests[0].body
     assert body["model"] == MODEL
     assert "You are a careful test agent." in request_text(fake.response_requests[0])
-    ready = next(p for p in cx_lab.logs(task=handle.id, event="notice")["payload"]
-                 if p["message"] == "codex thread ready")
+    ready = next(
+        p
+        for p in cx_lab.logs(task=handle.id, event="notice")["payload"]
+        if p["message"] == "codex thread ready"
+    )
     assert ready["sandbox"] == "workspace-write"  # the profile may Write/Edit
     assert ready["approval_policy"] == "on-request"
     assert fake.response_requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_profile_smoke_tests_run_on_codex_and_are_stored(tmp_path, fake):
+    profiles = tmp_path / "profiles"
+    write_cli_profile(
+        profiles,
+        "cx-smoke",
+        RUNTIME,
+        tools=["Read"],
+        approve=["Read"],
+        extra='tests:\n  - task: "say hello"\n    expectedKeywords: [hello]\n',
+    )
+    fake.script(final("Hello from Codex's fake!"))
+    options = codex_options(tmp_path, fake)
+    with Lab(home=tmp_path / "ws", profile_dirs=[profiles], runtime_options=options) as lab:
+        df = lab.test_profile("cx-smoke", runtime=RUNTIME, timeout=WAIT)
+        stored = lab.sql("SELECT runtime_id, passed FROM profile_test_runs")
+
+    assert list(df["passed"]) == [True]
+    assert list(zip(stored["runtime_id"], stored["passed"], strict=True)) == [(RUNTIME, True)]

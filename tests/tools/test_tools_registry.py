@@ -17,8 +17,15 @@ from stagent_lab.tools.files import GlobTool, GrepTool, ReadTool
 SAMPLE = Path(tools.__file__).resolve().parent.parent / "sample_project"
 
 
+FILE_AND_SHELL = ["Read", "Write", "Edit", "Glob", "Grep", "Bash", "WebFetch"]
+# Memory and Handoff are registered when a Lab opens (they need its store).
+LAB_TOOLS = {"Memory": "content", "Handoff": "to_profile"}
+
+
 def test_builtin_names_in_order() -> None:
-    assert list(BUILTIN_TOOLS) == ["Read", "Write", "Edit", "Glob", "Grep", "Bash", "WebFetch"]
+    names = list(BUILTIN_TOOLS)
+    assert names[:7] == FILE_AND_SHELL
+    assert set(names[7:]) <= set(LAB_TOOLS)
 
 
 @pytest.mark.parametrize("name", ["Read", "Write", "Edit", "Glob", "Grep", "Bash", "WebFetch"])
@@ -36,6 +43,8 @@ def test_every_tool_follows_the_contract(name: str) -> None:
 
 def test_main_fields_match_claude_code() -> None:
     fields = {name: tool.main_field for name, tool in BUILTIN_TOOLS.items()}
+    for name, field in LAB_TOOLS.items():
+        assert fields.pop(name, field) == field
     assert fields == {
         "Read": "file_path",
         "Write": "file_path",

@@ -41,6 +41,24 @@ def operator_name() -> str:
     return f"{os.environ.get('USER') or 'operator'} (notebook)"
 
 
+def _frontend_choice(_data: Any, default: str | None) -> str | None:
+    return default
+
+
+def keep_frontend_subshell(comm: Any) -> None:
+    """Handle this comm's inbound messages on the subshell the front end sent them to.
+
+    ipykernel 7 re-routes an inbound comm message to the subshell that last *sent* on the comm
+    (``Comm._reply_subshell_for``, meant for request/reply over comms). A widget built in a
+    cell, or updated from a background thread, has last sent from the main shell, so a click
+    would queue behind a busy cell even with JupyterLab's ``commsOverSubshells`` on. Our
+    messages are stateless and our handlers thread-safe, so the front end's choice stands.
+    Kernels without that hook are left alone.
+    """
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = _frontend_choice
+
+
 class StagentWidget(anywidget.AnyWidget):
     """Base: the shared stylesheet and the action protocol (request id → ``last_action``)."""
 
@@ -65,6 +83,7 @@ class StagentWidget(anywidget.AnyWidget):
     def _listen(self) -> None:
         self._outcome: dict[str, Any] | None = None
         self.on_msg(self._on_front_msg)
+        keep_frontend_subshell(self.comm)
 
     def _on_front_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict):
@@ -118,6 +137,21 @@ class LiveWidget(StagentWidget):
     live_task_id: str | None = None
     live_poll: bool = False
 
+    @classmethod
+    def shared(cls, lab: Lab | None = None) -> Any:
+        """The Lab's one instance of this view (re-running ``%stagent inbox`` shows the same
+        model again instead of adding another widget that polls the store)."""
+        if lab is None:
+            from stagent_lab.notebook import get_lab
+
+            lab = get_lab()
+        hub = hub_for(lab)
+        widget = hub.views.get(cls.__name__)
+        if widget is None or widget.comm is None:
+            widget = cls(lab)
+            hub.views[cls.__name__] = widget
+        return widget
+
     def _start_live(self, lab: Lab) -> LiveHub:
         self._ready = False
         self._early: list[dict[str, Any]] = []
@@ -143,9 +177,14 @@ class LiveWidget(StagentWidget):
             events, self._early = self._early + events, []
         outcome, self._outcome = self._outcome, None
         with self.hold_sync():
-            self.update_state(events, poked=poked, polled=polled)
-            if outcome is not None:
-                self.last_action = outcome
+            try:
+                self.update_state(events, poked=poked, polled=polled)
+            except StagentError:
+                if not getattr(self.lab, "_closed", False):
+                    raise  # a closed Lab simply stops the updates
+            finally:  # the button that asked always hears back
+                if outcome is not None:
+                    self.last_action = outcome
 
     def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
         raise NotImplementedError
@@ -156,4 +195,6 @@ class LiveWidget(StagentWidget):
             hub.detach(self)
             if hub.cards.get(self.live_task_id or "") is self:
                 hub.cards.pop(self.live_task_id or "", None)
+            if hub.views.get(type(self).__name__) is self:
+                hub.views.pop(type(self).__name__, None)
         super().close()

@@ -42,11 +42,11 @@ class Inbox(LiveWidget):
         relevant = any(ev.get("event") in views.INBOX_EVENTS for ev in events)
         if not (poked or polled or relevant):
             return
-        if relevant and not self._hub.barrier():
-            return
-        items = views.pending_items(self.lab)
+        items, recent = self._hub.read(self._read_store)
         if items != self.items:
             self.items = items
-        recent = views.recent_decisions(self.lab, self._recent_limit)
         if recent != self.recent:
             self.recent = recent
+
+    def _read_store(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return views.pending_items(self.lab), views.recent_decisions(self.lab, self._recent_limit)

@@ -20,15 +20,16 @@ export default {
         "aria-label": `Filter by ${label.toLowerCase()}`,
         onchange: (e) => {
           filters[key] = e.target.value;
-          renderLog();
+          renderLog("all");
         },
       });
       selects[key] = select;
       filterBar.append(h("label", {}, h("span", { text: `${label} ` }), select));
     }
     const dropped = h("div", { class: "stg-dropped stg-muted" });
-    const list = h("ol", { class: "stg-log-list" });
-    const logBox = h("div", { class: "stg-log stg-log-tall", role: "log", "aria-label": "Live log" }, dropped, list);
+    const headList = h("ol", { class: "stg-log-list" });
+    const tailList = h("ol", { class: "stg-log-list" });
+    const logBox = h("div", { class: "stg-log stg-log-tall", role: "log", "aria-label": "Live log" }, dropped, headList, tailList);
     let follow = true;
     logBox.addEventListener("scroll", () => {
       follow = nearBottom(logBox);
@@ -78,7 +79,7 @@ export default {
               title: "Show this task's log",
               onclick: () => {
                 filters.task = filters.task === a.id ? "" : a.id;
-                renderLog();
+                renderLog("all");
               },
             },
             h("td", { text: a.title || a.id }),
@@ -97,17 +98,23 @@ export default {
       return (model.get("log") || []).concat(model.get("log_tail") || []);
     }
 
+    // Options change rarely; rebuilding an open <select> would close it under the pointer.
+    const optionKeys = { task: "", profile: "", event: "" };
     function fillSelect(key, values, labels) {
       const select = selects[key];
       const current = filters[key];
-      const options = [h("option", { value: "", text: "all" })];
-      for (const v of values) options.push(h("option", { value: v, text: labels.get(v) || v }));
-      if (current && !values.includes(current)) options.push(h("option", { value: current, text: labels.get(current) || current }));
-      select.replaceChildren(...options);
+      const wanted = current && !values.includes(current) ? [...values, current] : values;
+      const signature = wanted.join("\u0000");
+      if (signature === optionKeys[key]) return;
+      optionKeys[key] = signature;
+      select.replaceChildren(
+        h("option", { value: "", text: "all" }),
+        ...wanted.map((v) => h("option", { value: v, text: labels.get(v) || v })),
+      );
       select.value = current;
     }
 
-    function renderLog() {
+    function renderFilters() {
       const all = entries();
       const taskLabels = new Map();
       for (const a of model.get("agents") || []) taskLabels.set(a.id, `${a.id.slice(0, 6)} ${a.title || ""}`);
@@ -115,10 +122,17 @@ export default {
       fillSelect("task", uniq((e) => e.task), taskLabels);
       fillSelect("profile", uniq((e) => e.profile), new Map());
       fillSelect("event", uniq((e) => e.event), new Map());
-      const shown = all.filter(
-        (e) => (!filters.task || e.task === filters.task) && (!filters.profile || e.profile === filters.profile) && (!filters.event || e.event === filters.event),
-      );
-      fillLog(list, shown, { showTask: true });
+    }
+
+    const keep = (e) =>
+      (!filters.task || e.task === filters.task) &&
+      (!filters.profile || e.profile === filters.profile) &&
+      (!filters.event || e.event === filters.event);
+
+    function renderLog(which) {
+      renderFilters();
+      if (which !== "tail") fillLog(headList, (model.get("log") || []).filter(keep), { showTask: true });
+      fillLog(tailList, (model.get("log_tail") || []).filter(keep), { showTask: true });
       const n = model.get("dropped") || 0;
       dropped.hidden = !n;
       dropped.textContent = n ? `${n} earlier entries not shown (query agent_logs for all)` : "";
@@ -127,14 +141,14 @@ export default {
 
     renderStats();
     renderAgents();
-    renderLog();
+    renderLog("all");
     requestAnimationFrame(() => {
       logBox.scrollTop = logBox.scrollHeight;
     });
     model.on("change:stats", renderStats);
     model.on("change:agents", renderAgents);
-    model.on("change:log", renderLog);
-    model.on("change:log_tail", renderLog);
+    model.on("change:log", () => renderLog("all"));
+    model.on("change:log_tail", () => renderLog("tail"));
     const timer = setInterval(() => {
       for (const cell of agentsBody.querySelectorAll("td.stg-elapsed")) {
         const started = Number(cell.dataset.started);

@@ -69,12 +69,12 @@ class Monitor(LiveWidget):
         now = time.monotonic()
         due = now - self._last_stats >= STATS_MIN_INTERVAL_S
         if poked or polled or kinds & _STATUS_EVENTS or ("usage" in kinds and due):
-            if kinds & _STATUS_EVENTS and not self._hub.barrier():
-                return
             self._last_stats = now
-            stats = views.monitor_stats(self.lab)
+            stats, agents = self._hub.read(self._read_store)
             if stats != self.stats:
                 self.stats = stats
-            agents = views.active_agents(self.lab)
             if agents != self.agents:
                 self.agents = agents
+
+    def _read_store(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return views.monitor_stats(self.lab), views.active_agents(self.lab)

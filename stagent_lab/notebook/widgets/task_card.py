@@ -1,9 +1,10 @@
 """The task card: a live view of one task, with its approvals and controls inline.
 
-The card opens by reading the task's recent history from the store (so a card for an old task,
-or one built a moment after submit, starts complete), then follows the live event stream. It
-subscribes before it reads and skips events whose ``seq`` the snapshot already holds, so no
-event falls in the gap between the two.
+The card starts from the task's history so far, then follows the live event stream. For a task
+launched while the hub was listening (every ``%%stagent`` launch) the history comes from the
+hub's in-memory backlog; otherwise from the store (an old task, a task from another process).
+The card subscribes before it reads and skips events whose ``seq`` it already holds, so no
+event falls in the gap between the two and none is shown twice.
 """
 
 from __future__ import annotations
@@ -66,6 +67,36 @@ class TaskCard(LiveWidget):
     # ---- state -------------------------------------------------------------------------
 
     def _snapshot(self, lab: Lab, task_id: str) -> dict[str, Any]:
+        """The card's first state. A task launched since the hub started is rebuilt from the
+        hub's in-memory backlog, so a ``%%stagent`` cell reads nothing from the store and
+        never waits for the engine; anything else is read from the store. Either way the
+        hub's first round refreshes the header from the store, off the cell's thread."""
+        state = self._state
+        info = views.live_info(lab, task_id)
+        backlog = self._hub.backlog(task_id) if info is not None else None
+        if info is not None and backlog is not None:
+            state.info = info
+            state.apply(backlog)
+            state.info["created_ms"] = views.epoch_ms(backlog[0].get("ts"))
+            state.log.take_changes()
+            return self._initial(pending=[])  # the first round reads pending items
+        return self._stored_snapshot(lab, task_id)
+
+    def _initial(self, pending: list[dict[str, Any]]) -> dict[str, Any]:
+        state = self._state
+        # Copies: a trait must never share a mutable object with the state folded into later,
+        # or traitlets would see "no change" and the update would never be sent.
+        return {
+            "info": dict(state.info),
+            "log": list(state.log.head),
+            "log_tail": list(state.log.tail),
+            "dropped": state.log.dropped,
+            "tokens": dict(state.tokens),
+            "streaming": state.streaming,
+            "pending": pending,
+        }
+
+    def _stored_snapshot(self, lab: Lab, task_id: str) -> dict[str, Any]:
         lab.engine.call(lab.engine.flush)
         info = views.task_info(lab, task_id)  # KeyError for an unknown task
         rows = lab.store.query_df(
@@ -88,24 +119,15 @@ class TaskCard(LiveWidget):
             )
             state.log.dropped += int(older[0][0])
         state.log.take_changes()
-        # Copies: a trait must never share a mutable object with the state folded into later,
-        # or traitlets would see "no change" and the update would never be sent.
-        return {
-            "info": dict(state.info),
-            "log": list(state.log.head),
-            "log_tail": list(state.log.tail),
-            "dropped": state.log.dropped,
-            "tokens": dict(state.tokens),
-            "streaming": state.streaming,
-            "pending": views.pending_items(lab, task_id),
-        }
+        return self._initial(pending=views.pending_items(lab, task_id))
 
     def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
         state = self._state
         changed = state.apply(events)
         if poked or changed & {"info", "tokens", "log"}:
-            if poked and self.lab.engine.tasks.get(self.live_task_id or "") is None:
-                state.info = {**state.info, **views.task_info(self.lab, state.task_id)}
+            if poked:  # the first round, and after every action: the store's full row
+                row = self._hub.read(views.task_info, self.lab, state.task_id)
+                state.info = {**state.info, **row}
             state.info = views.refresh_live(self.lab, state.info)
             if state.info != self.info:
                 self.info = dict(state.info)
@@ -119,8 +141,8 @@ class TaskCard(LiveWidget):
             self.dropped = state.log.dropped
         if tail_changed or head_changed:
             self.log_tail = list(state.log.tail)
-        if (poked or "inbox" in changed) and self._hub.barrier():
-            pending = views.pending_items(self.lab, state.task_id)
+        if poked or "inbox" in changed:
+            pending = self._hub.read(views.pending_items, self.lab, state.task_id)
             if pending != self.pending:
                 self.pending = pending
 
