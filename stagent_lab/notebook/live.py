@@ -181,14 +181,21 @@ class LiveHub:
         self._unsubscribe()
 
     def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a store read for a widget on the engine thread.
+        """Run a store read for a widget on the engine thread, after flushing its batch.
 
-        Two reasons. The engine publishes an event a moment before it commits the rows behind
-        it (the inbox item after the 'inbox' event); a read queued behind that work sees them.
-        And a read there can never overlap ``Lab.close()`` closing the store: once the engine
-        has stopped, this raises StagentError instead of racing it.
+        The engine writes rows in batches (a status change may wait up to ~100 ms) and
+        publishes events before their rows are committed; flushing on its own thread first
+        means the read sees every row the events so far refer to. And a read there can never
+        overlap ``Lab.close()`` closing the store: once the engine has stopped, this raises
+        StagentError instead of racing it.
         """
-        return self.lab.engine.call(fn, *args, timeout=10)
+        engine = self.lab.engine
+
+        def fresh() -> Any:
+            engine.flush()
+            return fn(*args)
+
+        return engine.call(fresh, timeout=10)
 
     def stop(self) -> None:
         self._stop.set()

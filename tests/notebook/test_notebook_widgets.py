@@ -262,7 +262,10 @@ def test_profiles_view_shows_identity_coverage_tools_and_policy(lab):
     cards = {p["id"]: p for p in view.profiles}
     reviewer = cards["code-reviewer"]
     assert reviewer["name"] == "Code Reviewer" and reviewer["origin"] == "builtin"
-    assert reviewer["tools"] == ["Read", "Grep", "Glob", "Bash"]
+    loaded = lab.profiles.get("code-reviewer")
+    assert reviewer["tools"] == list(loaded.allowed_tools)
+    assert {"Read", "Grep", "Glob", "Bash"} <= set(reviewer["tools"])
+    assert reviewer["auto_approve"] == list(loaded.can_use_tool_policy.auto_approve)
     assert "Bash(command:rm *)" in reviewer["auto_deny"]
     assert "Bash(command:git log *)" in reviewer["auto_approve"]
     assert reviewer["preferred"] == "claude-code"
