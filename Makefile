@@ -25,7 +25,7 @@ install: $(STAMP)
 # The Codex CLI (npm @openai/codex, pinned in package.json + package-lock.json, with its
 # platform binary package) goes into ./node_modules, where the codex runtime looks first.
 NPM_STAMP := node_modules/.installed
-$(NPM_STAMP): package.json package-lock.json
+$(NPM_STAMP): package.json package-lock.json | sysdeps
 	@command -v npm >/dev/null || { echo "npm is needed to install @openai/codex (install Node.js >= 18)" >&2; exit 1; }
 	npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
@@ -36,6 +36,9 @@ npm: $(NPM_STAMP)
 # Chromium and fonts for the notebook browser test). Each is installed only when missing.
 sysdeps:
 	@command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+	@command -v npm >/dev/null || { echo "sysdeps: installing nodejs and npm (the codex CLI)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends nodejs npm >/dev/null; }
 	@test -x /usr/bin/chromium || { echo "sysdeps: installing chromium (notebook browser test)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null; }
@@ -51,7 +54,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install sysdeps lint $(NPM_STAMP)
+test: install sysdeps lint npm
 	$(VENV)/bin/pytest
 
 lab: install

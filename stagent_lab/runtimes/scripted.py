@@ -105,7 +105,7 @@ def _provider_for(model: str) -> str:
 def _as_generator(steps: Iterable[dict[str, Any]]) -> Generator[dict[str, Any], Any, None]:
     # A plain loop, not `yield from`: the runtime calls .send() on this generator, and a list
     # iterator has no .send().
-    for step in steps:  # noqa: UP028
+    for step in steps:
         yield step
 
 

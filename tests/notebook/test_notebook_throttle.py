@@ -32,11 +32,12 @@ def count_updates(widget):
 
 
 def front_end_saw(sent, text):
-    """True once an update carrying ``text`` as the newest log entry has been sent."""
+    """True once the newest log the front end was sent ends with ``text`` (give or take the
+    assistant text a store read flushes after it)."""
     for state in reversed(sent):
         newest = state.get("log_tail") or state.get("log")
         if newest:
-            return newest[-1]["text"] == text
+            return any(e["text"] == text for e in newest[-2:])
     return False
 
 
@@ -93,7 +94,9 @@ def test_burst_of_10000_events_is_batched_into_few_updates(lab):
     total_notices = N  # plus the few lifecycle entries before the burst
     assert card.dropped + len(shown) >= total_notices
     assert len(card.log_tail) < 100  # the part re-sent on every update stays small
-    assert card.streaming.endswith("9") and len(card.streaming) <= 4000
+    # Streamed text is capped; it is either still streaming or flushed into an entry.
+    assert len(card.streaming) <= 4000
+    assert card.streaming.endswith("9") or shown[-1]["text"].endswith("9")
     seqs = [e["seq"] for e in shown]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 

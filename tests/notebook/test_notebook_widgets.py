@@ -24,7 +24,7 @@ def steps(*items):
     def script(prompt, profile):
         # Not `yield from items`: the runtime .send()s each tool output into the generator,
         # and a tuple iterator has no .send().
-        for item in items:  # noqa: UP028
+        for item in items:
             yield item
 
     return script
