@@ -10,7 +10,7 @@ workspace so a notebook run is isolated and repeatable:
 
 Importing this module is cheap: IPython, ipywidgets and anywidget load only when a magic runs
 or a widget is built. The widget classes are importable from here (``TaskCard``, ``Inbox``,
-``Monitor``, ``ProfilesView``) and load on first access.
+``Monitor``, ``ProfilesView``, ``MemoryBrowser``) and load on first access.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Inbox",
+    "MemoryBrowser",
     "Monitor",
     "ProfilesView",
     "TaskCard",
@@ -110,6 +111,7 @@ _WIDGETS = {
     "Inbox": "stagent_lab.notebook.widgets.inbox",
     "Monitor": "stagent_lab.notebook.widgets.monitor",
     "ProfilesView": "stagent_lab.notebook.widgets.profiles",
+    "MemoryBrowser": "stagent_lab.notebook.widgets.memory",
 }
 
 

@@ -41,6 +41,10 @@ _TASK_COLUMNS = [
     "failure_reason",
 ]
 _EXPECTED = (StagentError, ValueError, KeyError, TimeoutError, duckdb.Error)
+MEMORY_USAGE = (
+    "       %stagent memory [PROFILE] opens the memory browser; "
+    "%stagent memory --table [PROFILE] lists active memories as a DataFrame"
+)
 
 
 def _say(message: str, usage: str | None = None) -> None:
@@ -67,7 +71,10 @@ class StagentMagics(Magics):
         first = line.strip().split(" ", 1)[0]
         if cell is None or first in COMMANDS:
             try:
-                command = parse_command(line, cell)
+                if first == "memory":
+                    command = _parse_memory(line, cell)
+                else:
+                    command = parse_command(line, cell)
             except OptionError as exc:
                 _say(str(exc), COMMAND_USAGE)
                 return None
@@ -131,6 +138,7 @@ class StagentMagics(Magics):
         if name == "help":
             print(LAUNCH_USAGE)
             print(COMMAND_USAGE)
+            print(MEMORY_USAGE)
             return None
         if name == "use":
             lab = use_home(args[0])
@@ -155,7 +163,12 @@ class StagentMagics(Magics):
         if name == "cost":
             return _cost(lab, args)
         if name == "memory":
-            return _memory(lab, args[0] if args else None)
+            profile = next((a for a in args if a != "--table"), None)
+            if "--table" in args:
+                return _memory(lab, profile)
+            from stagent_lab.notebook.widgets.memory import MemoryBrowser
+
+            return MemoryBrowser.shared(lab, profile)
         if name == "sql":
             return lab.sql(args[0])
         handle = NotebookTaskHandle(lab, _resolve_task(lab, args[0]))
@@ -207,6 +220,18 @@ def _cost(lab: Any, dims: tuple[str, ...]) -> Any:
         "round(sum(cost_usd), 6) AS cost_usd FROM usage_ledger GROUP BY 1 "
         "ORDER BY cost_usd DESC NULLS LAST"
     )
+
+
+def _parse_memory(line: str, cell: str | None) -> Command:
+    """``memory [--table] [PROFILE]`` (the flag may come before or after the profile)."""
+    if cell is not None and cell.strip():
+        raise OptionError("%%stagent memory takes no cell body; use the line form %stagent memory")
+    tokens = line.split()
+    args = parse_command(" ".join(t for t in tokens if t != "--table")).args
+    flags = [a for a in args if a.startswith("-")]
+    if flags:
+        raise OptionError(f"memory: unknown option {flags[0]} (the only one is --table)")
+    return Command("memory", ("--table", *args) if "--table" in tokens else args)
 
 
 def _memory(lab: Any, profile: str | None) -> Any:

@@ -95,6 +95,17 @@ def code_review_plan(ctx: RunContext, allowed: set[str]) -> Plan:
                 loc = f"{m['path']}:{m['line']}"
                 findings[category].append((loc, m["text"].strip()[:120], owasp, severity))
                 break
+    loops_out = yield {
+        "tool": "Grep",
+        "input": {
+            "pattern": r"^\s*for\s.+\sin\s",
+            "output_mode": "content",
+            "-n": True,
+            "glob": "*.py",
+        },
+    }
+    for loc, text in nested_loops(_lines(loops_out)):
+        findings["Nested loops: quadratic time"].append((loc, text, "performance", "medium"))
     read_notes: list[str] = []
     if "Read" in allowed:
         ranked = sorted(
@@ -118,8 +129,35 @@ def _denied(output: str) -> bool:
     return output.lower().startswith(("permission denied", "denied"))
 
 
+def nested_loops(hits: list[str], window: int = 12) -> list[tuple[str, str]]:
+    """Loops nested inside another loop of the same file, from grep -n output.
+
+    A ``for`` line indented deeper than a ``for`` a few lines above it runs once per outer
+    iteration: O(n·m), usually O(n²) over one collection.
+    """
+    found: list[tuple[str, str]] = []
+    last: dict[str, tuple[int, int]] = {}  # path -> (line, indent) of the latest loop
+    for raw in hits:
+        m = _HIT.match(raw)
+        if not m:
+            continue
+        path, line, text = m["path"], int(m["line"]), m["text"]
+        indent = len(text) - len(text.lstrip())
+        prev = last.get(path)
+        if prev and line - prev[0] <= window and indent > prev[1]:
+            found.append((f"{path}:{line}", text.strip()[:120]))
+        last[path] = (line, indent)
+    return found
+
+
 def _review_report(files, findings, read_notes, history, status: str | None) -> str:
     order = {"high": 0, "medium": 1, "low": 2, "info": 3}
+    advice = {
+        "Nested loops: quadratic time": (
+            "Time complexity grows with the product of both collections; an optimization is to "
+            "build a dict index once, which also avoids re-allocating intermediate lists."
+        ),
+    }
     lines = ["## Findings", ""]
     total = sum(len(v) for v in findings.values())
     if not findings:
@@ -133,6 +171,8 @@ def _review_report(files, findings, read_notes, history, status: str | None) -> 
         lines.append(f"### [{severity.upper()}] {category} — {owasp} ({len(items)})")
         for loc, text, *_ in items[:5]:
             lines.append(f"- `{loc}`: `{text}`")
+        if category in advice:
+            lines += ["", advice[category]]
         if len(items) > 5:
             lines.append(f"- … and {len(items) - 5} more")
         lines.append("")

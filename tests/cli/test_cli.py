@@ -32,6 +32,7 @@ def test_demo_allow_runs_the_whole_loop(tmp_path):
     assert "approval needed: Bash" in text and "git status --short" in text
     assert "decided: allow (--approve)" in text
     assert "SQL injection" in text and "app/auth.py" in text and "OWASP A03" in text
+    assert "Nested loops: quadratic time" in text and "app/report.py:36" in text
     assert "Working tree: no uncommitted changes." in text
     assert "Permission decisions" in text and "human" in text and "profile_auto_approve" in text
     # The record is in DuckDB after the process is gone.
