@@ -47,6 +47,7 @@ class Lab:
     ) -> None:
         self.home = resolve_home(home)
         self.store = Store(self.home)
+        self._project_text: dict[str, str | None] = {}
         try:
             self.profiles = ProfileRegistry(
                 default_profile_dirs(self.home, [Path(p) for p in profile_dirs])
@@ -259,12 +260,14 @@ class Lab:
     def _project_instructions(self, st: TaskState) -> str | None:
         if not st.project_id:
             return None
-        rows = self.store.query_rows(
-            "SELECT name, instructions FROM projects WHERE id = ?", [st.project_id]
-        )
-        if rows and rows[0][1]:
-            return f"## Project {rows[0][0]}\n{rows[0][1]}"
-        return None
+        # Projects are written only through add_project, so a per-id cache stays correct.
+        if st.project_id not in self._project_text:
+            rows = self.store.query_rows(
+                "SELECT name, instructions FROM projects WHERE id = ?", [st.project_id]
+            )
+            text = f"## Project {rows[0][0]}\n{rows[0][1]}" if rows and rows[0][1] else None
+            self._project_text[st.project_id] = text
+        return self._project_text[st.project_id]
 
     def _load_task_state(self, task_id: str) -> TaskState:
         df = self.store.query_df("SELECT * FROM tasks WHERE id = ?", [task_id])

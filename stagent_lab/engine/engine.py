@@ -372,9 +372,11 @@ class Engine:
                 extra(con)
 
         assert self.writer is not None
-        if extra is None and new not in TERMINAL and new != S.PAUSED:
+        if extra is None:
             # Goes out with the next batch (≤ ~100 ms), in one transaction with its log rows;
-            # readers (lab.tasks(), lab.sql(), handle.info()) flush first, so they are current.
+            # readers (lab.tasks(), lab.sql(), handle.info()) flush first, so they are current,
+            # and close() flushes. A crash inside that window leaves the task 'running' on disk,
+            # which the next open reconciles to failed (engine stopped), resumable.
             self.writer.defer(write)
         else:
             self.writer.flush(extra=write)

@@ -145,10 +145,10 @@ def test_line_commands_return_views_and_frames(shell, lab):
     assert q2["title"].tolist() == ["greet"]
     cost = shell.run_line_magic("stagent", "cost")
     assert isinstance(cost, pd.DataFrame) and "cost_usd" in cost.columns
-    memory = shell.run_line_magic("stagent", "memory")
+    memory = shell.run_line_magic("stagent", "memory --table")
     assert {"profile_id", "category", "content", "confidence"} <= set(memory.columns)
     assert set(memory["profile_id"]) <= {"tester"}  # outcome memories, if that feature is on
-    assert shell.run_line_magic("stagent", "memory guarded").empty
+    assert shell.run_line_magic("stagent", "memory --table guarded").empty
     profiles = shell.run_line_magic("stagent", "profiles")
     assert {"guarded", "tester", "code-reviewer"} <= {p["id"] for p in profiles.profiles}
     inbox = shell.run_line_magic("stagent", "inbox")

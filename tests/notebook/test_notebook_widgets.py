@@ -203,6 +203,11 @@ def test_snapshot_and_live_stream_join_without_gaps_or_duplicates(lab):
     card = TaskCard(h.id, lab)  # built while the task is running
     h.wait(timeout=20)
     assert wait_until(lambda: card.info["status"] == "completed")
+    # The header may turn "completed" one throttle round (≤ 100 ms) before the last log
+    # entries arrive; wait for the final status entry, then check the join.
+    assert wait_until(
+        lambda: any(e["event"] == "status" and "completed" in str(e) for e in entries(card)[-2:])
+    )
     seqs = [e["seq"] for e in entries(card)]
     assert seqs == sorted(set(seqs))
     said = [e["text"] for e in entries(card) if e["event"] == "assistant_text"]
