@@ -48,6 +48,7 @@ class Lab:
         self.home = resolve_home(home)
         self.store = Store(self.home)
         self._project_text: dict[str, str | None] = {}
+        self._project_ids: dict[str | None, tuple[str, str]] = {}
         try:
             self.profiles = ProfileRegistry(
                 default_profile_dirs(self.home, [Path(p) for p in profile_dirs])
@@ -168,7 +169,11 @@ class Lab:
             for note in notes:
                 self.engine.log(st, "notice", message=note)
 
-        self.engine.call(create)
+        # Everything that can fail was checked above, on this thread; the engine takes it from
+        # here. Posting (not waiting) keeps submit() fast however busy the engine is, and the
+        # engine runs posted calls in order, so a cancel() or lab.tasks() right after sees it.
+        self.engine.tasks[st.id] = st
+        self.engine.post(create)
         return TaskHandle(self, st.id)
 
     def task(self, task_id: str) -> TaskHandle:
@@ -223,6 +228,17 @@ class Lab:
         return self.store.query_df("SELECT * FROM projects ORDER BY created_at")
 
     def _resolve_project(self, project: str | os.PathLike[str] | None) -> tuple[str, str]:
+        # Projects are only ever added through this Lab (one process owns the workspace), so
+        # a resolved name or folder can be remembered: submit() then reads nothing.
+        key = None if project is None else os.fspath(project)
+        hit = self._project_ids.get(key)
+        if hit is not None and Path(hit[1]).is_dir():
+            return hit
+        resolved = self._resolve_project_uncached(project)
+        self._project_ids[key] = resolved
+        return resolved
+
+    def _resolve_project_uncached(self, project: str | os.PathLike[str] | None) -> tuple[str, str]:
         if project is None:
             rows = self.store.query_rows(
                 "SELECT id, working_directory FROM projects WHERE name = ?", [DEFAULT_PROJECT]
@@ -333,7 +349,9 @@ class Lab:
 
         def pending() -> bool:
             return any(
-                st.pending_inbox for st in engine.tasks.values() if task is None or st.id == task
+                st.pending_inbox
+                for st in list(engine.tasks.values())
+                if task is None or st.id == task
             )
 
         with engine.cond:

@@ -184,6 +184,19 @@ class Engine:
         fut = asyncio.run_coroutine_threadsafe(runner(), self.loop)
         return fut.result(timeout)
 
+    def post(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the engine thread soon, without waiting (calls keep their order)."""
+        if self.closed:
+            raise StagentError("this Lab is closed")
+
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception:
+                traceback.print_exc()
+
+        self.loop.call_soon_threadsafe(guarded)
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Start a coroutine on the loop (engine thread only)."""
         return self.loop.create_task(coro)
@@ -256,7 +269,7 @@ class Engine:
         self._thread.join(timeout)
 
     async def _shutdown(self) -> None:
-        running = [st for st in self.tasks.values() if st.aio_task and not st.aio_task.done()]
+        running = [st for st in list(self.tasks.values()) if st.aio_task and not st.aio_task.done()]
         for st in running:
             st.stop_reason = "pause"
             st.aio_task.cancel()  # type: ignore[union-attr]
@@ -328,7 +341,7 @@ class Engine:
             self.writer.flush()
 
     def _flush_all_text(self) -> None:
-        for st in self.tasks.values():
+        for st in list(self.tasks.values()):
             self._flush_text(st)
 
     # ---- status -------------------------------------------------------------------------
