@@ -129,6 +129,12 @@ class LiveHub:
             events = [e for e in self._recent if e.get("task_id") == task_id]
         if events and events[0].get("seq") == 1:
             return events
+        # A task submit() has only just handed to the engine has logged nothing yet: its
+        # backlog is complete and empty (widgets subscribe before they read, so every later
+        # event reaches them live).
+        st = self.lab.engine.tasks.get(task_id)
+        if not events and st is not None and st.seq == 0:
+            return []
         return None
 
     # ---- the flushing thread -----------------------------------------------------------

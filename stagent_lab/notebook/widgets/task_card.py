@@ -9,6 +9,7 @@ event falls in the gap between the two and none is shown twice.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -77,7 +78,9 @@ class TaskCard(LiveWidget):
         if info is not None and backlog is not None:
             state.info = info
             state.apply(backlog)
-            state.info["created_ms"] = views.epoch_ms(backlog[0].get("ts"))
+            state.info["created_ms"] = (
+                views.epoch_ms(backlog[0].get("ts")) if backlog else int(time.time() * 1000)
+            )
             state.log.take_changes()
             return self._initial(pending=[])  # the first round reads pending items
         return self._stored_snapshot(lab, task_id)
