@@ -2,8 +2,10 @@
 
 Runtimes can emit thousands of events a second. Rows are collected in memory and appended as
 Arrow tables (one INSERT ... SELECT per batch), never one INSERT per row. A batch is flushed
-when it reaches ``max_rows`` or when the engine's timer fires (~100 ms). Status changes call
-``flush(extra=...)`` so the log rows and the status update commit in one transaction.
+when it reaches ``max_rows`` or when the engine's timer fires (~100 ms). Task inserts, status
+updates and transcripts ride in the same batch (``defer``/``set_transcript``), so a status change
+and the log rows before it commit in one transaction; inbox rows, which another thread must see
+at once, use ``flush(extra=...)``.
 """
 
 from __future__ import annotations
