@@ -66,7 +66,7 @@ def test_card_shows_pending_approval_and_allow_completes_the_task(lab, project):
     assert item["kind"] == "permission" and item["tool"] == "Bash"
     assert '"command": "echo widget-ok"' in item["input"]
     assert item["rule"] == "Bash(command:echo *)"
-    assert card.info["status"] == "waiting"
+    assert wait_until(lambda: card.info["status"] == "waiting")
 
     ack = click(card, type="decide", item_id=item["id"], decision="allow")
     assert ack == {"req": ack["req"], "ok": True, "message": "allowed"}
@@ -128,7 +128,7 @@ def test_action_errors_come_back_as_messages(lab, project):
     item_id = card.pending[0]["id"]
     bad = click(card, type="decide", item_id=item_id, decision="always", rule="Bash(command:oops")
     assert bad["ok"] is False and "Bash(command:oops" in bad["message"]
-    assert card.info["status"] == "waiting"  # a bad rule leaves the item pending
+    assert wait_until(lambda: card.info["status"] == "waiting")  # a bad rule leaves it pending
     assert click(card, type="decide", item_id=item_id, decision="allow")["ok"]
     again = click(card, type="decide", item_id=item_id, decision="deny")
     assert again["ok"] is False and "is already decided (allow by" in again["message"]
