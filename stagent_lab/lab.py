@@ -114,7 +114,6 @@ class Lab:
         source: str = "manual",
         parent_task_id: str | None = None,
         activity: str = "task_run",
-        on_finish: Callable[[TaskState], None] | None = None,
     ) -> TaskHandle:
         """Start a task in the background and return its handle at once."""
         if not isinstance(prompt, str) or not prompt.strip():
@@ -161,8 +160,6 @@ class Lab:
             parent_task_id=parent_task_id,
             activity=activity,
         )
-        if on_finish:
-            st.on_finish.append(on_finish)
 
         def create() -> None:
             self.engine.create_task(st)

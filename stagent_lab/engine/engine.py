@@ -104,7 +104,6 @@ class TaskState:
     aio_task: asyncio.Task[None] | None = None
     pending_inbox: set[str] = field(default_factory=set)
     text_buffer: list[str] = field(default_factory=list)
-    on_finish: list[Callable[[TaskState], None]] = field(default_factory=list)
 
     @property
     def profile_id(self) -> str:
@@ -396,7 +395,7 @@ class Engine:
         with self.cond:
             self.cond.notify_all()
         if new in TERMINAL or new == S.PAUSED:
-            for hook in [*self.finish_hooks, *st.on_finish]:
+            for hook in self.finish_hooks:
                 try:
                     hook(st)
                 except Exception:
