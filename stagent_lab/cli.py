@@ -232,14 +232,19 @@ def follow(lab, handle, console: Console, approve: str | None) -> None:
     try:
         if live:
             live.start()
-        # Replay what happened before we subscribed.
+        # Replay what happened before we subscribed; events that arrived live meanwhile and
+        # were already replayed are skipped by their seq.
+        replayed = 0
         for _, row in lab.logs(task=handle.id).iterrows():
+            replayed = int(row["seq"])
             line = describe_event({**row.to_dict(), "payload": json.dumps(row["payload"])})
             if line:
                 console.print(line)
         while True:
             try:
                 ev = events.get(timeout=0.1)
+                if ev.get("seq") is not None and ev["seq"] <= replayed:
+                    continue
                 line = describe_event(ev)
                 if line:
                     console.print(line)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagent_lab.engine.context import EngineRunContext
@@ -662,8 +663,6 @@ class Engine:
         self, st: TaskState, tool: str, tool_input: dict[str, Any]
     ) -> PermissionDecision | None:
         policy = st.profile.can_use_tool_policy
-        from pathlib import Path
-
         return evaluate(
             profile_id=st.profile_id,
             allowed_tools=st.profile.allowed_tools,

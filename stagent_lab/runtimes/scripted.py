@@ -44,8 +44,9 @@ STEP_KINDS = ("say", "tool", "ask", "sleep", "result", "fail")
 _TOOL_KEYS = {"tool", "input", "id"}
 
 
-def estimate_tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4)
+def estimate_tokens(chars: int) -> int:
+    """About four characters a token; never zero."""
+    return max(1, (chars + 3) // 4)
 
 
 def load_script(script: Any) -> list[dict[str, Any]] | Callable[..., Any] | None:
@@ -199,7 +200,7 @@ class ScriptedRuntime(Runtime):
         return UsageReport(
             provider=provider,
             model=model,
-            input_tokens=max(1, (context_chars + 3) // 4),
-            output_tokens=max(1, (out_chars + 3) // 4),
+            input_tokens=estimate_tokens(context_chars),
+            output_tokens=estimate_tokens(out_chars),
             estimated=True,
         )

@@ -31,6 +31,9 @@ def test_demo_allow_runs_the_whole_loop(tmp_path):
     text = out.stdout
     assert "approval needed: Bash" in text and "git status --short" in text
     assert "decided: allow (--approve)" in text
+    # Events replayed from the store and those seen live are printed once each.
+    assert text.count("status queued → running") == 1
+    assert text.count("→ Glob ") == 1
     assert "SQL injection" in text and "app/auth.py" in text and "OWASP A03" in text
     assert "Nested loops: quadratic time" in text and "app/report.py:36" in text
     assert "Working tree: no uncommitted changes." in text
