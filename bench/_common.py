@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stagent_lab import Lab
-    from stagent_lab.engine.handle import TaskHandle
+    from stagent_lab.client.handle import TaskHandle
 
 SMOKE_ENV = "STAGENT_BENCH_SMOKE"
 METRIC_KEYS = ("name", "value", "unit", "baseline", "ratio", "note")

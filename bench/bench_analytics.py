@@ -187,7 +187,8 @@ def generate(con: Any, n_ledger: int, n_logs: int) -> int:
                         THEN '{{"from": "running", "to": "' || {_final_status("t")}
                              || '", "reason": null}}'
                     ELSE '{{"text": "step ' || s || ' of task ' || t || '"}}'
-               END
+               END,
+               'task'
         FROM (SELECT i, i // {per_task} AS t, i % {per_task} AS s FROM range({n_log_rows}) r(i))
         """
     )

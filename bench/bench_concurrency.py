@@ -30,6 +30,7 @@ from bench._common import (
     task_ids_sql,
     wait_all,
 )
+from stagent_lab.api.requests import Ping
 
 QUICK = {"tasks": 50, "turns": 8, "delay": 0.05}
 FULL = {"tasks": 100, "turns": 20, "delay": 0.05}
@@ -67,17 +68,17 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 for i in range(n)
             ]
             wait_all(handles, timeout=600)
-            lab.engine.call(lab.engine.flush)
+            lab.call(Ping())  # flushes the writer
             wall = time.perf_counter() - t0
         finally:
             unsubscribe()
         ids = [h.id for h in handles]
         marks = task_ids_sql(len(ids))
-        per_task = lab.store.query_rows(
+        per_task = lab.sql(
             f"SELECT task_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM agent_logs "
             f"WHERE task_id IN ({marks}) GROUP BY task_id",
             ids,
-        )
+        ).values.tolist()
         completed = sum(h.status == "completed" for h in handles)
     peak = peak_rss_mb()
 

@@ -39,6 +39,7 @@ from bench._common import (
     task_ids_sql,
     wait_all,
 )
+from stagent_lab.api.requests import Ping, Sql
 
 QUICK = {"tasks": 50, "says": 15, "sqlite_full_rows": 400, "sqlite_normal_rows": 20_000}
 FULL = {"tasks": 50, "says": 200, "sqlite_full_rows": 2_000, "sqlite_normal_rows": 200_000}
@@ -68,33 +69,31 @@ def _engine_run(root: Path, n_tasks: int, n_says: int) -> dict[str, Any]:
     script = chatty_script(n_says)
     with bench_lab(root, max_concurrent=n_tasks) as lab:
         lab.submit("warm up", profile="bench", script=[{"result": "ok"}]).wait(30)
-        lab.engine.call(lab.engine.flush)
-        writer = lab.engine.writer
-        assert writer is not None
-        rows0, batches0 = writer.rows_written, writer.batches_written
+        writer = lab.call(Ping())["writer"]  # flushes first
+        rows0, batches0 = writer["rows_written"], writer["batches_written"]
         t0 = time.perf_counter()
         handles = [
             lab.submit(f"chatty {i}", profile="bench", script=script, max_turns=n_says + 5)
             for i in range(n_tasks)
         ]
         wait_all(handles, timeout=600)
-        lab.engine.call(lab.engine.flush)
+        writer = lab.call(Ping())["writer"]
         wall = time.perf_counter() - t0
         ids = [h.id for h in handles]
         marks = task_ids_sql(len(ids))
-        rows = (
-            lab.store.reader()
-            .sql(f"SELECT * FROM agent_logs WHERE task_id IN ({marks}) ORDER BY id", params=ids)
-            .to_arrow_table()
+        rows = lab.workspace.call(
+            Sql(
+                query=f"SELECT * FROM agent_logs WHERE task_id IN ({marks}) ORDER BY id", params=ids
+            )
         )
-        texts = lab.store.query_rows(
+        texts = lab.sql(
             f"SELECT count(*) FROM agent_logs WHERE event = 'assistant_text' "
             f"AND task_id IN ({marks})",
             ids,
-        )[0][0]
+        ).iloc[0, 0]
         completed = sum(h.status == "completed" for h in handles)
-        written = writer.rows_written - rows0  # log + ledger rows
-        batches = max(1, writer.batches_written - batches0)
+        written = writer["rows_written"] - rows0  # log + ledger rows
+        batches = max(1, writer["batches_written"] - batches0)
     return {
         "wall": wall,
         "rows": rows,

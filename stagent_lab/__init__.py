@@ -7,15 +7,17 @@
     lab.inbox()                      # tool requests waiting for a human
     lab.decide(item_id, "allow")     # or "always" / "deny" (with message=) / "answer"
     task.wait().result
-    lab.sql("SELECT profile_id, sum(cost_usd) FROM usage_ledger GROUP BY 1")
+    lab.cost_by("profile")           # or any read-only query: lab.sql(...)
 
-Importing this package does not import any provider SDK.
+Importing this package does not import any provider SDK, pandas or DuckDB.
 """
 
-from stagent_lab.engine.handle import TaskHandle
+from stagent_lab._version import __version__
 from stagent_lab.engine.states import TaskStatus
 from stagent_lab.errors import (
+    HandoffError,
     InboxError,
+    InvalidInput,
     LimitExceeded,
     ProfileError,
     ProfileNotFoundError,
@@ -24,15 +26,27 @@ from stagent_lab.errors import (
     RuntimeFailure,
     RuntimeNotAvailableError,
     ScriptError,
+    ServiceError,
+    SettingError,
     StagentError,
     TaskStateError,
     WorkspaceError,
     WorkspaceLockedError,
 )
-from stagent_lab.handoffs.errors import HandoffError
-from stagent_lab.lab import Lab
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> object:
+    # Lab and TaskHandle pull in the contract (pydantic models); load them on first use so
+    # `import stagent_lab` and `%load_ext stagent_lab` stay fast.
+    if name == "Lab":
+        from stagent_lab.client.lab import Lab
+
+        return Lab
+    if name == "TaskHandle":
+        from stagent_lab.client.handle import TaskHandle
+
+        return TaskHandle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: object) -> None:
@@ -48,6 +62,7 @@ def load_ipython_extension(ipython: object) -> None:
 __all__ = [
     "HandoffError",
     "InboxError",
+    "InvalidInput",
     "Lab",
     "LimitExceeded",
     "ProfileError",
@@ -57,6 +72,8 @@ __all__ = [
     "RuntimeFailure",
     "RuntimeNotAvailableError",
     "ScriptError",
+    "ServiceError",
+    "SettingError",
     "StagentError",
     "TaskHandle",
     "TaskStateError",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -48,10 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# Features add their own subcommands: each module has ``add_commands(subparsers)``, whose
+# commands set ``func(args, console) -> int`` like the ones below.
+FEATURE_CLI_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stagent-lab", description=__doc__)
     p.add_argument("--home", help="workspace folder (default: $STAGENT_HOME or the user data dir)")
     sub = p.add_subparsers(dest="command")
+    for module in FEATURE_CLI_MODULES:
+        importlib.import_module(module).add_commands(sub)
 
     d = sub.add_parser("demo", help="review a sample project with the code-reviewer, offline")
     d.add_argument(
@@ -120,9 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_lab(args: argparse.Namespace):
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
     return Lab(home=args.home)
+
+
+# Characters that can hide or reorder what a terminal shows: C0/C1 controls (escape sequences,
+# carriage returns), bidirectional overrides and zero-width characters.
+_HIDING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def visible(text: Any) -> str:
+    """Agent text made safe to show a person who approves it: Rich markup is escaped (so
+    ``[conceal]`` cannot hide anything and ``[/]`` cannot break the prompt) and every control,
+    bidi or zero-width character is shown as an escape code instead of acting on the terminal."""
+    plain = str(text)
+    plain = _HIDING.sub(lambda m: f"\\u{ord(m.group(0)):04x}", plain)
+    return escape(plain)
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -213,16 +237,25 @@ def follow(lab, handle, console: Console, approve: str | None) -> None:
     mode = approve if approve not in (None, "ask") else ("ask" if interactive else "allow")
     started = time.monotonic()
     answered: set[str] = set()
+    view = handle.view()
 
     def status_line() -> Text:
-        st = lab.engine.tasks.get(handle.id)
-        if st is None:
-            return Text("")
         return Text(
-            f"{st.profile_id} on {st.runtime_id} · {st.status} · turn {st.turns} · "
-            f"${st.cost_usd:.5f} · {time.monotonic() - started:.1f}s",
+            f"{view.profile_id} on {view.runtime_id} · {view.status} · turn {view.turns} · "
+            f"${view.cost_usd:.5f} · {time.monotonic() - started:.1f}s",
             style="bold reverse",
         )
+
+    def answer_pending() -> None:
+        for _, item in handle.inbox().iterrows():
+            if item["id"] in answered:
+                continue
+            answered.add(item["id"])
+            if live:
+                live.stop()
+            decide_at_terminal(lab, item, mode, console)
+            if live:
+                live.start()
 
     live = (
         Live(status_line(), console=console, refresh_per_second=8, transient=True)
@@ -240,7 +273,10 @@ def follow(lab, handle, console: Console, approve: str | None) -> None:
             line = describe_event({**row.to_dict(), "payload": json.dumps(row["payload"])})
             if line:
                 console.print(line)
+        answer_pending()
+        last_view = 0.0
         while True:
+            ask = False
             try:
                 ev = events.get(timeout=0.1)
                 if ev.get("seq") is not None and ev["seq"] <= replayed:
@@ -248,23 +284,17 @@ def follow(lab, handle, console: Console, approve: str | None) -> None:
                 line = describe_event(ev)
                 if line:
                     console.print(line)
+                ask = ev.get("event") == "inbox"
             except queue.Empty:
                 pass
+            if time.monotonic() - last_view > 0.5 or ask:
+                view = handle.view()
+                last_view = time.monotonic()
             if live:
                 live.update(status_line())
-            st = lab.engine.tasks.get(handle.id)
-            if st is not None and st.pending_inbox - answered:
-                pending = handle.inbox()
-                for _, item in pending.iterrows():
-                    if item["id"] in answered:
-                        continue
-                    answered.add(item["id"])
-                    if live:
-                        live.stop()
-                    decide_at_terminal(lab, item, mode, console)
-                    if live:
-                        live.start()
-            if handle.done and events.empty():
+            if ask or view.pending_inbox:
+                answer_pending()
+            if view.done and events.empty():
                 break
     finally:
         unsubscribe()
@@ -274,7 +304,7 @@ def follow(lab, handle, console: Console, approve: str | None) -> None:
 
 def decide_at_terminal(lab, item, mode: str, console: Console) -> None:
     if item["kind"] == "question":
-        console.print(f"[bold magenta]question:[/] {item['question']}")
+        console.print(f"[bold magenta]question:[/] {visible(item['question'])}")
         if mode == "ask":
             answer = input("answer> ").strip() or "(no answer)"
             lab.decide(item["id"], "answer", answer)
@@ -287,9 +317,9 @@ def decide_at_terminal(lab, item, mode: str, console: Console) -> None:
             )
         return
     console.print(
-        f"[bold magenta]approval needed:[/] {item['tool_name']} "
-        f"{json.dumps(item['tool_input'], ensure_ascii=False)}\n"
-        f"  suggested rule for 'always': [cyan]{item['suggested_rule']}[/]"
+        f"[bold magenta]approval needed:[/] {visible(item['tool_name'])} "
+        f"{visible(json.dumps(item['tool_input'], ensure_ascii=False))}\n"
+        f"  suggested rule for 'always': [cyan]{visible(item['suggested_rule'])}[/]"
     )
     if mode == "ask":
         while True:
@@ -317,27 +347,12 @@ def print_outcome(lab, handle, console: Console) -> None:
     else:
         console.print(f"[red]{info['status']}: {info['failure_reason']}[/]")
     console.rule("[bold]Outcome (from DuckDB)")
-    outcome = lab.sql(
-        "SELECT id, profile_id, runtime_id, status, turns, round(cost_usd, 6) AS cost_usd, "
-        "round(epoch(finished_at - started_at), 2) AS seconds, failure_reason FROM tasks "
-        "WHERE id = ?",
-        [handle.id],
-    )
-    console.print(df_table(outcome))
-    decisions = lab.sql(
-        "SELECT tool_name, json_extract_string(payload, '$.behavior') AS decision, "
-        "json_extract_string(payload, '$.tier') AS tier, count(*) AS n FROM agent_logs "
-        "WHERE task_id = ? AND event = 'tool_decision' GROUP BY ALL ORDER BY tool_name",
-        [handle.id],
-    )
-    console.print(df_table(decisions, title="Permission decisions"))
-    cost = lab.sql(
-        "SELECT runtime_id, model, pricing_source, count(*) AS calls, sum(input_tokens) AS input, "
-        "sum(output_tokens) AS output, round(sum(cost_usd), 6) AS cost_usd FROM usage_ledger "
-        "WHERE task_id = ? GROUP BY ALL",
-        [handle.id],
-    )
-    console.print(df_table(cost, title="Cost"))
+    from stagent_lab.analytics import task_report
+
+    report = task_report(lab._reader(), handle.id)
+    console.print(df_table(report["outcome"]))
+    console.print(df_table(report["decisions"], title="Permission decisions"))
+    console.print(df_table(report["cost"], title="Cost"))
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -386,8 +401,8 @@ def cmd_demo(args, console: Console) -> int:
         handle = lab.submit(
             DEMO_PROMPT, profile="code-reviewer", project=project, runtime=args.runtime
         )
-        st = lab.engine.tasks[handle.id]
-        console.print(f"task {handle.id}: profile code-reviewer on runtime {st.runtime_id}\n")
+        view = handle.view()
+        console.print(f"task {handle.id}: profile code-reviewer on runtime {view.runtime_id}\n")
         follow(lab, handle, console, args.approve)
         handle.wait(timeout=600)
         print_outcome(lab, handle, console)
@@ -492,7 +507,7 @@ def cmd_profiles_list(args, console: Console) -> int:
                 p.domain,
                 p.preferred_runtime or "",
                 ", ".join(p.allowed_tools),
-                ", ".join(p.can_use_tool_policy.auto_approve),
+                ", ".join(p.auto_approve),
                 str(p.max_turns),
                 p.origin,
             )
@@ -512,11 +527,11 @@ def cmd_profiles_show(args, console: Console) -> int:
             f"runtimes: {', '.join(p.supported_runtimes)} (preferred: {p.preferred_runtime})"
         )
         console.print(f"allowed tools: {', '.join(p.allowed_tools)}")
-        console.print(f"auto-approve: {', '.join(p.can_use_tool_policy.auto_approve) or '-'}")
-        console.print(f"auto-deny: {', '.join(p.can_use_tool_policy.auto_deny) or '-'}")
+        console.print(f"auto-approve: {', '.join(p.auto_approve) or '-'}")
+        console.print(f"auto-deny: {', '.join(p.auto_deny) or '-'}")
         console.print(f"max turns: {p.max_turns}; output format: {p.output_format}")
-        for t in p.tests:
-            console.print(f"smoke test: {t.task!r} expects {', '.join(t.expected_keywords)}")
+        for t in p.smoke_tests:
+            console.print(f"smoke test: {t['task']!r} expects {', '.join(t['expected_keywords'])}")
         console.rule("SKILL.md")
         console.print(Markdown(p.skill_md))
     return 0

@@ -2,7 +2,10 @@
 
     StagentError
     ├── WorkspaceError
-    │   └── WorkspaceLockedError      another process holds the workspace (names its PID)
+    │   ├── WorkspaceLockedError      another process holds the workspace (names its PID)
+    │   └── ServiceError              the workspace service cannot be reached or refused a call
+    ├── SettingError                  unknown setting key or a value out of its range
+    ├── InvalidInput                  a value from outside failed validation (names the field)
     ├── ProfileError                  a profile file is invalid (file, line, reason)
     │   └── ProfileNotFoundError      unknown profile id (lists the valid ones)
     ├── RuntimeNotAvailableError      unknown or unusable runtime (says why, names the extra)
@@ -12,6 +15,7 @@
     ├── TaskStateError                an illegal task state transition
     ├── ResumeLimitError              a task was resumed too many times
     ├── InboxError                    unknown inbox item or a decision that does not fit it
+    ├── HandoffError                  a handoff was refused (machine-readable ``reason``)
     └── LimitExceeded                 max turns or budget reached during a run
 
 Vendor SDK exceptions never cross an adapter boundary; adapters translate them into
@@ -45,6 +49,18 @@ class WorkspaceLockedError(WorkspaceError):
         super().__init__(msg)
         self.path = path
         self.pid = pid
+
+
+class ServiceError(WorkspaceError):
+    """The workspace service is not running, unreachable, of another version, or refused."""
+
+
+class SettingError(StagentError, ValueError):
+    """An unknown setting key, or a value of the wrong type or out of range."""
+
+
+class InvalidInput(StagentError, ValueError):
+    """A value from outside (an API argument) failed validation; the message names the field."""
 
 
 class ProfileError(StagentError):
@@ -108,3 +124,12 @@ class InboxError(StagentError):
 
 class LimitExceeded(StagentError):
     """Max turns or the task budget was reached."""
+
+
+class HandoffError(StagentError):
+    """A handoff was refused or cannot proceed. ``reason`` is one of
+    ``stagent_lab.handoffs.errors.REASONS``."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

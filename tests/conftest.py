@@ -46,6 +46,11 @@ def write_profile(
     return d
 
 
+def engine_of(lab):
+    """The engine behind an in-process Lab: a test seam for driving events directly."""
+    return lab.workspace.service.engine
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")

@@ -16,12 +16,14 @@ def test_all_names_exist():
 def test_public_names_are_listed():
     public = {n for n in dir(stagent_lab) if not n.startswith("_")}
     modules = {
+        "api",
+        "client",
+        "service",
         "cli",
         "config",
         "engine",
         "errors",
         "governance",
-        "lab",
         "profiles",
         "runtimes",
         "store",
@@ -40,6 +42,17 @@ def test_import_does_not_load_provider_sdks():
         "import sys, stagent_lab; lab_mods = [m for m in ('anthropic', 'openai', "
         "'claude_agent_sdk', 'IPython', 'anywidget', 'ipywidgets') if m in sys.modules]; "
         "print(','.join(lab_mods))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_import_is_light():
+    # `import stagent_lab` (and so `%load_ext stagent_lab`) loads no data stack: pandas, pyarrow,
+    # DuckDB and pydantic come with the first Lab.
+    code = (
+        "import sys, stagent_lab; print(','.join(m for m in ('pandas', 'pyarrow', 'duckdb', "
+        "'pydantic') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -1,18 +1,20 @@
-"""Analytics over a workspace's store: what it cost, what worked, how the policy decided.
+"""Analytics over a workspace's record: what it cost, what worked, how the policy decided.
 
-Pure functions of a store (anything with ``query_df(sql, params)``); the SQL runs in DuckDB and
-comes back as pandas. ``Lab`` exposes the same as methods (``lab.cost_by``, ``lab.outcomes``,
-``lab.failures``, ``lab.plot_cost``, ``lab.plot_success``). Plot functions import matplotlib
-only when called; ``simulate_history`` builds a multi-day demo history.
+Functions of a reader (anything with ``query_df(sql, params)``): the SQL (in
+``stagent_lab.store.analytics``) runs in DuckDB, read-only, and comes back as pandas. ``Lab``
+exposes the same as methods (``lab.cost_by``, ``lab.outcomes``, ``lab.failures``,
+``lab.plot_cost``, ``lab.plot_success``). Plot functions import matplotlib only when called;
+``simulate_history`` builds a multi-day demo history.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stagent_lab.analytics.cost import cost_by, cost_by_sql, cost_over_time
-from stagent_lab.analytics.dims import FREQS, TASK_DIMS, USAGE_DIMS
-from stagent_lab.analytics.outcomes import decisions, failures, outcomes, outcomes_sql
+from stagent_lab.store.analytics.cost import cost_by, cost_by_sql, cost_over_time
+from stagent_lab.store.analytics.dims import FREQS, TASK_DIMS, USAGE_DIMS
+from stagent_lab.store.analytics.outcomes import decisions, failures, outcomes, outcomes_sql
+from stagent_lab.store.analytics.task import task_report
 
 __all__ = [
     "FREQS",
@@ -28,6 +30,7 @@ __all__ = [
     "plot_cost_over_time",
     "plot_success_by_profile",
     "simulate_history",
+    "task_report",
 ]
 
 _LAZY = {

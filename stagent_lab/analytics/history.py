@@ -10,8 +10,8 @@ finished, each task's rows in ``tasks``, ``usage_ledger``, ``agent_logs``, ``inb
 stretched by ``time_scale`` (a 0.1 s scripted run reads as 30 s).
 
 The back-dating is a **simulation device** for demos, notebooks and tests. Nothing in normal
-operation rewrites a time stamp; the rewrite runs on the engine thread, the store's single
-writer, in one transaction.
+operation rewrites a time stamp; the rewrite (the ``BackdateTasks`` request) runs on the engine
+thread, the store's single writer, in one transaction.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pyarrow as pa
+
+from stagent_lab.api.requests import BackdateTasks
+from stagent_lab.store.history import simulated_tasks_sql
 
 if TYPE_CHECKING:
-    from stagent_lab.engine.engine import Engine
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 Steps = list[dict[str, Any]]
 
@@ -332,73 +333,11 @@ def simulate_history(
         handle.wait(timeout)
 
     moves = [(h.id, start) for h, (_, _, _, start) in zip(handles, planned, strict=True)]
-    lab.engine.call(_backdate, lab.engine, moves, float(time_scale))
+    lab.call(BackdateTasks(moves=moves, time_scale=float(time_scale)))
 
     ids = [h.id for h in handles]
-    marks = ",".join("?" * len(ids))
-    df = lab.sql(
-        "SELECT t.id AS task_id, t.profile_id, t.model, p.name AS project, "
-        "CAST(t.started_at AS DATE) AS day, t.status, t.failure_reason, t.started_at, "
-        "t.finished_at, date_diff('microsecond', t.started_at, t.finished_at) / 1e6 "
-        "AS duration_s, coalesce((SELECT sum(u.cost_usd) FROM usage_ledger u "
-        "WHERE u.task_id = t.id), 0.0) AS cost_usd "
-        f"FROM tasks t LEFT JOIN projects p ON p.id = t.project_id WHERE t.id IN ({marks})",
-        ids,
-    )
+    df = lab.sql(simulated_tasks_sql(len(ids)), ids)
     names = pd.DataFrame({"task_id": ids, "scenario": [p[0].name for p in planned]})
     df = names.merge(df, on="task_id", how="left")
     cols = ["task_id", "scenario", *[c for c in df.columns if c not in ("task_id", "scenario")]]
     return df[cols].sort_values("started_at", kind="stable").reset_index(drop=True)
-
-
-def _backdate(engine: Engine, moves: list[tuple[str, dt.datetime]], scale: float) -> None:
-    """Move each task's rows to its simulated start (engine thread; one transaction).
-
-    A row stamped ``t`` lands at ``sim_start + (max(t, started_at) - started_at) * scale``;
-    the task's creation and start both become ``sim_start`` (queueing in the real run is an
-    artefact of submitting a whole history at once).
-    """
-    engine.flush()
-    moves_in = pa.table(
-        {
-            "task_id": pa.array([m[0] for m in moves], pa.string()),
-            "sim_start": pa.array([m[1] for m in moves], pa.timestamp("us")),
-        }
-    )
-
-    def shift(col: str) -> str:
-        return (
-            f"m.sim_start + to_microseconds(CAST((epoch_us(greatest({col}, m.real_start)) "
-            f"- epoch_us(m.real_start)) * {scale!r} AS BIGINT))"
-        )
-
-    def rewrite(con: Any) -> None:
-        con.register("_sim_moves_in", moves_in)
-        try:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sim_moves AS SELECT i.task_id, i.sim_start, "
-                "coalesce(t.started_at, t.created_at) AS real_start "
-                "FROM _sim_moves_in i JOIN tasks t ON t.id = i.task_id"
-            )
-        finally:
-            con.unregister("_sim_moves_in")
-        # table: (key column, columns shifted in time, columns pinned to the simulated start)
-        plan: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-            "tasks": ("id", ("finished_at",), ("created_at", "started_at")),
-            "usage_ledger": ("task_id", ("started_at", "finished_at"), ()),
-            "agent_logs": ("task_id", ("ts",), ()),
-            "inbox_items": ("task_id", ("created_at", "decided_at"), ()),
-            "task_transcripts": ("task_id", ("updated_at",), ()),
-        }
-        for table, (key, shifted, pinned) in plan.items():
-            # SET expressions read the old row, so tasks.finished_at still sees the real times.
-            sets = [f"{c} = {shift(f'{table}.{c}')}" for c in shifted]
-            sets += [f"{c} = m.sim_start" for c in pinned]
-            con.execute(
-                f"UPDATE {table} SET {', '.join(sets)} FROM _sim_moves m "
-                f"WHERE {table}.{key} = m.task_id"
-            )
-        con.execute("DROP TABLE _sim_moves")
-
-    assert engine.writer is not None
-    engine.writer.flush(extra=rewrite)

@@ -14,9 +14,9 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from stagent_lab.analytics.cost import cost_over_time
-from stagent_lab.analytics.dims import Reader
-from stagent_lab.analytics.outcomes import outcomes
+from stagent_lab.store.analytics.cost import cost_over_time
+from stagent_lab.store.analytics.dims import Reader
+from stagent_lab.store.analytics.outcomes import outcomes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagent_lab.errors import LimitExceeded
+from stagent_lab.governance.rules import suggest_rule
 from stagent_lab.runtimes.base import PermissionDecision, RunContext, ToolOutcome
-from stagent_lab.tools import get_tool, tool_specs
-from stagent_lab.tools.base import ToolContext
+from stagent_lab.tools.base import ToolContext, ToolResult
 
 if TYPE_CHECKING:
-    from stagent_lab.engine.engine import Engine, TaskState
+    from stagent_lab.engine.engine import Engine
+    from stagent_lab.engine.task import TaskState
 
 LOG_OUTPUT_CAP = 20_000
+UNATTENDED_MESSAGE = (
+    "No operator is available for this unattended task, so requests that need a person are "
+    "denied. Continue with what the allowed tools can do, or report what you would need."
+)
 
 
 class EngineRunContext(RunContext):
@@ -32,6 +38,7 @@ class EngineRunContext(RunContext):
         self.session_id = st.session_id
         self.options = st.runtime_options
         self.turn = 0
+        self.stall_timeout_s = float(engine.settings.value("runtimes.stall_timeout_s"))
 
     # ---- limits -------------------------------------------------------------------------
 
@@ -45,24 +52,27 @@ class EngineRunContext(RunContext):
             )
         self.turn += 1
         st.turns += 1
+        self._engine.book.publish_snapshot(st)
         return self.turn
 
     # ---- tools --------------------------------------------------------------------------
 
     def tool_specs(self) -> list[dict[str, Any]]:
         allowed = self.profile.allowed_tools or []
-        return tool_specs([t for t in allowed if "(" not in t])
+        return self._engine.tools.specs([t for t in allowed if "(" not in t])
 
     async def check_permission(
         self, name: str, tool_input: dict[str, Any], call_id: str | None = None
     ) -> PermissionDecision:
-        eng = self._engine
-        eng.log(self._st, "tool_request", tool_name=name, input=tool_input, call_id=call_id)
-        decision = eng.evaluate_permission(self._st, name, tool_input)
+        eng, st = self._engine, self._st
+        eng.events.task(st, "tool_request", tool_name=name, input=tool_input, call_id=call_id)
+        decision = eng.evaluate_permission(st, name, tool_input)
+        if decision is None and st.unattended:
+            decision = PermissionDecision("deny", "unattended", UNATTENDED_MESSAGE)
         if decision is None:
-            decision = await eng.ask_human_permission(self._st, name, tool_input)
-        eng.log(
-            self._st,
+            decision = await self._ask_human(name, tool_input)
+        eng.events.task(
+            st,
             "tool_decision",
             tool_name=name,
             behavior=decision.behavior,
@@ -73,6 +83,26 @@ class EngineRunContext(RunContext):
         )
         return decision
 
+    async def _ask_human(self, name: str, tool_input: dict[str, Any]) -> PermissionDecision:
+        try:
+            suggested = suggest_rule(name, tool_input, working_dir=str(self.working_dir))
+        except ValueError:  # no usable main field (e.g. malformed input): suggest the tool
+            suggested = name
+        out = await self._engine.inbox.ask(
+            self._st,
+            {
+                "kind": "permission",
+                "tool_name": name,
+                "tool_input": tool_input,
+                "suggested_rule": suggested,
+            },
+        )
+        if out.decision == "deny":
+            return PermissionDecision("deny", "human", out.message or "Denied by the operator.")
+        return PermissionDecision(
+            "allow", "human", out.message, rule=out.rule, always=out.decision == "always"
+        )
+
     async def use_tool(
         self, name: str, tool_input: dict[str, Any], call_id: str | None = None
     ) -> ToolOutcome:
@@ -81,7 +111,8 @@ class EngineRunContext(RunContext):
             text = f"Permission denied ({decision.tier}): {decision.message or 'no reason given'}"
             self.log_tool_result(name, text, True, call_id)
             return ToolOutcome(False, text, True, decision)
-        tool = get_tool(name)
+        eng = self._engine
+        tool = eng.tools.get(name)
         effective_input = decision.updated_input or tool_input
         if tool is None:
             text = f"Unknown tool {name!r}; this runtime's tools are: " + ", ".join(
@@ -89,15 +120,23 @@ class EngineRunContext(RunContext):
             )
             self.log_tool_result(name, text, True, call_id)
             return ToolOutcome(True, text, True, decision)
+        limit = eng.tool_limit_s(self._st, name)
         ctx = ToolContext(
             working_dir=self.working_dir,
             task_id=self.task_id,
             profile_id=self.profile.id,
-            bash_timeout_s=self._engine.setting_float("tools.bash_timeout_s", 120.0),
-            output_cap_chars=int(self._engine.setting_float("tools.output_cap_chars", 30000)),
-            services=self._engine.tool_services(self._st),
+            bash_timeout_s=float(eng.settings.value("tools.bash_timeout_s")),
+            output_cap_chars=int(eng.settings.value("tools.output_cap_chars")),
+            services=eng.tool_services(self._st),
         )
-        result = await tool.run(effective_input, ctx)
+        if hasattr(ctx, "tool_timeout_s"):
+            ctx.tool_timeout_s = limit  # type: ignore[attr-defined]
+        if hasattr(ctx, "allow_git_dir"):
+            ctx.allow_git_dir = _rule_names_git(decision)  # type: ignore[attr-defined]
+        try:
+            result = await asyncio.wait_for(tool.run(effective_input, ctx), limit)
+        except TimeoutError:
+            result = ToolResult(f"{name}: timed out after {limit:g} s", is_error=True)
         self.log_tool_result(name, result.output, result.is_error, call_id, meta=result.meta)
         return ToolOutcome(True, result.output, result.is_error, decision)
 
@@ -112,7 +151,7 @@ class EngineRunContext(RunContext):
         shown = (
             output if len(output) <= LOG_OUTPUT_CAP else output[:LOG_OUTPUT_CAP] + "…[truncated]"
         )
-        self._engine.log(
+        self._engine.events.task(
             self._st,
             "tool_result",
             tool_name=name,
@@ -123,7 +162,18 @@ class EngineRunContext(RunContext):
         )
 
     async def ask(self, question: str) -> str:
-        return await self._engine.ask_human_question(self._st, question)
+        st = self._st
+        self._engine.events.task(st, "question", question=question)
+        if st.unattended:
+            answer = f"No operator is available to answer. {UNATTENDED_MESSAGE}"
+        else:
+            out = await self._engine.inbox.ask(st, {"kind": "question", "question": question})
+            if out.decision == "answer":
+                answer = out.message or ""
+            else:
+                answer = f"The operator declined to answer: {out.message or 'no reason given'}"
+        self._engine.events.task(st, "answer", answer=answer)
+        return answer
 
     # ---- transcript ---------------------------------------------------------------------
 
@@ -132,6 +182,14 @@ class EngineRunContext(RunContext):
 
     async def load_transcript(self) -> Any | None:
         return self._engine.load_transcript(self._st.id)
+
+
+def _rule_names_git(decision: PermissionDecision) -> bool:
+    """Writes under ``.git/`` are allowed only when the deciding rule names ``.git`` itself,
+    or a person approved this very request."""
+    if decision.tier == "human":
+        return True
+    return bool(decision.rule and ".git" in decision.rule)
 
 
 def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,19 @@
-"""The engine: a daemon thread with its own asyncio loop that runs every task.
+"""The engine: a daemon thread with its own asyncio loop that runs every task of a workspace.
 
-It must not rely on the notebook kernel's loop (ipykernel does not advance background tasks
-between cells), so it owns one. It is also the store's only writer: callers on other threads
-hand it work through ``call`` (wait for the answer) or ``post`` (fire and forget).
+It must not rely on a notebook kernel's loop (ipykernel does not advance background tasks
+between cells), so it owns one. It is also the store's only writer. Other threads hand it work
+through ``call`` (wait for the answer) or ``post`` (fire and forget) and read task state through
+snapshots (``snapshot``), never through its attributes.
+
+The pieces, each with one owner:
+
+* ``queue``   (queue.py)   slots: who may run now (engine thread)
+* ``runner``  (runner.py)  one run of a task, its limits (engine thread)
+* ``inbox``   (inbox.py)   items waiting for a person: create, wait, decide, expire (engine thread)
+* ``book``    (status.py)  task states and status changes; snapshots for other threads (lock)
+* ``events``  (events.py)  the event record and its subscribers (copy-on-write list)
+* ``writer``  (store)      the batched writer (engine thread)
+* ``timers``  (clock.py)   wall-time timers on the loop, driven by the injectable clock
 """
 
 from __future__ import annotations
@@ -10,105 +21,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
+import time
 import traceback
-import uuid
-from collections.abc import Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagent_lab.engine.context import EngineRunContext
+from stagent_lab._text import repair_text
+from stagent_lab.engine.clock import Clock, Timers
+from stagent_lab.engine.events import EventLog
+from stagent_lab.engine.inbox import Inbox, InboxDecision
+from stagent_lab.engine.queue import SlotQueue
 from stagent_lab.engine.redact import Redactor
-from stagent_lab.engine.states import RESUMABLE, TERMINAL, TaskStatus, check_transition
-from stagent_lab.errors import (
-    InboxError,
-    LimitExceeded,
-    ResumeLimitError,
-    RuntimeFailure,
-    StagentError,
-    TaskStateError,
-)
+from stagent_lab.engine.runner import TaskRunner
+from stagent_lab.engine.states import RESUMABLE, TERMINAL, TaskStatus
+from stagent_lab.engine.status import STOPPED, TaskBook
+from stagent_lab.engine.task import TaskState, new_id
+from stagent_lab.errors import ResumeLimitError, StagentError, TaskStateError
 from stagent_lab.governance.cascade import SavedRule, evaluate, validate_rule
-from stagent_lab.governance.rules import suggest_rule
-from stagent_lab.runtimes.base import (
-    AssistantText,
-    Notice,
-    PermissionDecision,
-    Result,
-    SessionStarted,
-    UsageReport,
-)
-from stagent_lab.store.writer import EventWriter
-from stagent_lab.usage.pricing import price_usage
+from stagent_lab.store import inbox as inbox_repo
+from stagent_lab.store import logs as logs_repo
+from stagent_lab.store import rules as rules_repo
+from stagent_lab.store import settings as settings_repo
+from stagent_lab.store import tasks as tasks_repo
+from stagent_lab.store.writer import Dropped, EventWriter
 
 if TYPE_CHECKING:
-    from stagent_lab.profiles.model import Profile
+    from stagent_lab.config import Settings
+    from stagent_lab.runtimes.base import PermissionDecision
     from stagent_lab.runtimes.catalog import RuntimeCatalog
     from stagent_lab.store.db import Store
+    from stagent_lab.tools.registry import ToolRegistry
 
+log = logging.getLogger("stagent_lab.engine")
 S = TaskStatus
 FLUSH_INTERVAL_S = 0.1
-
-
-def _persistable_options(options: dict[str, Any]) -> str:
-    """Options stored with the task so a resume in another process can rebuild the run."""
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if key == "script" and callable(value):
-            out["script_is_callable"] = True
-            continue
-        try:
-            json.dumps(value)
-        except TypeError:
-            continue
-        out[key] = value
-    return json.dumps(out)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:12]
+STOPPED_KEPT = 2_000  # stopped tasks kept in memory (resume with a Python callable script)
 
 
 @dataclass
-class TaskState:
-    """In-memory view of a task the engine is responsible for in this process."""
+class EngineHooks:
+    """Where features plug in. Registered before the engine starts; read-only afterwards.
 
-    id: str
-    title: str
-    prompt: str
-    profile: Profile
-    runtime_id: str
-    model: str | None
-    project_id: str | None
-    working_dir: str
-    max_turns: int
-    max_budget_usd: float | None
-    runtime_options: dict[str, Any]
-    status: str = S.QUEUED
-    source: str = "manual"
-    parent_task_id: str | None = None
-    session_id: str | None = None
-    result: str | None = None
-    failure_reason: str | None = None
-    resume_count: int = 0
-    turns: int = 0
-    cost_usd: float = 0.0
-    seq: int = 0
-    activity: str = "task_run"
-    stop_reason: str | None = None  # "cancel" | "pause" while a stop is under way
-    aio_task: asyncio.Task[None] | None = None
-    pending_inbox: set[str] = field(default_factory=set)
-    text_buffer: list[str] = field(default_factory=list)
+    * ``instructions(st) -> str | None`` (may be async): text appended to the system prompt.
+    * ``tool_services(st) -> dict``: services handed to tools (the Memory and Handoff tools).
+    * ``preflight(st)`` (may be async): runs when the task gets its slot, before any model call;
+      raises ``StopTask`` to fail or pause it, or waits (e.g. on a budget item).
+    * ``usage(st, ledger_row)`` (may be async): after every model call's usage is recorded.
+    * ``finish(st)``: the task stopped (completed, failed, cancelled or paused).
+    * ``inbox_handlers[kind](decision)``: decisions of items no task waits on.
+    * ``started()``: the engine loop runs (re-arm timers, resume pollers).
+    * ``stopping()``: the engine is closing (stop timers and pollers).
+    """
 
-    @property
-    def profile_id(self) -> str:
-        return self.profile.id
+    instructions: list[Callable[[TaskState], Any]] = field(default_factory=list)
+    tool_services: list[Callable[[TaskState], dict[str, Any]]] = field(default_factory=list)
+    preflight: list[Callable[[TaskState], Any]] = field(default_factory=list)
+    usage: list[Callable[[TaskState, dict[str, Any]], Any]] = field(default_factory=list)
+    finish: list[Callable[[TaskState], None]] = field(default_factory=list)
+    inbox_handlers: dict[str, Callable[[InboxDecision], None]] = field(default_factory=dict)
+    started: list[Callable[[], Any]] = field(default_factory=list)
+    stopping: list[Callable[[], Any]] = field(default_factory=list)
 
 
 class Engine:
@@ -116,63 +93,75 @@ class Engine:
         self,
         store: Store,
         catalog: RuntimeCatalog,
+        settings: Settings,
+        tools: ToolRegistry,
         *,
-        settings: dict[str, str],
-        max_concurrent: int = 4,
+        clock: Clock | None = None,
+        redact: Redactor | None = None,
+        max_concurrent: int | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
-        self.settings = dict(settings)
-        self.max_concurrent = max_concurrent
-        self.redact = Redactor()
-        self.tasks: dict[str, TaskState] = {}
-        self.rules: list[SavedRule] = []
-        self.subscribers: list[Callable[[dict[str, Any]], None]] = []
-        # Hooks other features plug into: extra instructions (memory), tool services
-        # (Memory/Handoff tools), and task-finished callbacks (outcome memory, channels).
-        self.instruction_hooks: list[Callable[[TaskState], str | None]] = []
-        self.tool_service_hooks: list[Callable[[TaskState], dict[str, Any]]] = []
-        self.finish_hooks: list[Callable[[TaskState], None]] = []
-        # Handlers for inbox items no task is waiting on (e.g. handoff approvals).
-        self.inbox_handlers: dict[str, Callable[[str, str, str | None], None]] = {}
-        # Rebuilds a TaskState from the store (set by Lab; needs the profile registry).
+        self.settings = settings
+        self.tools = tools
+        self.clock = clock or Clock()
+        self.redact = redact or Redactor()
+        self.hooks = EngineHooks()
+        self._max_override = max_concurrent
+        # Rebuilds a TaskState from the store (set by the service; needs the profile registry).
         self.task_loader: Callable[[str], TaskState] | None = None
-        self.cond = threading.Condition()
-        self._waiters: dict[str, tuple[asyncio.Future[Any], str]] = {}
+        self.rules: list[SavedRule] = []
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._thread_main, name="stagent-engine", daemon=True
         )
         self._ready = threading.Event()
-        self._sem: asyncio.Semaphore | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self.writer: EventWriter | None = None
+        self._stopped: OrderedDict[str, None] = OrderedDict()
         self.closed = False
         self.reconciled: list[str] = []
+        self.queue = SlotQueue(self.max_concurrent)
+        self.timers = Timers(self.loop, self.clock)
+        self.timers.on_error = lambda t, exc: log.error("timer %s failed: %s", t.label, exc)
+        # Created on the engine thread at start (they use the writer connection):
+        self.writer: EventWriter
+        self.events: EventLog
+        self.book: TaskBook
+        self.inbox = Inbox(self)
+        self.runner = TaskRunner(self)
+
+    @property
+    def max_concurrent(self) -> int:
+        if self._max_override:
+            return int(self._max_override)
+        return int(self.settings.value("engine.max_concurrent"))
 
     # ---- thread plumbing ----------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
         self._ready.wait()
-        self.reconciled = self.call(self._startup)
+        self.reconciled = self.call(self._startup, timeout=120)
 
     def _thread_main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self._sem = asyncio.Semaphore(self.max_concurrent)
         self._ready.set()
         self.loop.run_forever()
         with contextlib.suppress(Exception):
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
+    @property
+    def on_engine_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def call(
         self, fn: Callable[..., Any], *args: Any, timeout: float | None = 60, **kw: Any
     ) -> Any:
         """Run ``fn`` (sync or async) on the engine thread and return its result."""
         if self.closed:
-            raise StagentError("this Lab is closed")
-        if threading.current_thread() is self._thread:
+            raise StagentError("this workspace is closed")
+        if self.on_engine_thread:
             raise StagentError("Engine.call from the engine thread would deadlock")
 
         async def runner() -> Any:
@@ -182,16 +171,24 @@ class Engine:
             return out
 
         fut = asyncio.run_coroutine_threadsafe(runner(), self.loop)
-        return fut.result(timeout)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise TimeoutError(
+                f"the engine did not answer within {timeout:g} s ({getattr(fn, '__name__', fn)})"
+            ) from None
 
     def post(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the engine thread soon, without waiting (calls keep their order)."""
         if self.closed:
-            raise StagentError("this Lab is closed")
+            raise StagentError("this workspace is closed")
 
         def guarded() -> None:
             try:
-                fn()
+                out = fn()
+                if asyncio.iscoroutine(out):
+                    self.loop.create_task(out)
             except Exception:
                 traceback.print_exc()
 
@@ -205,412 +202,246 @@ class Engine:
 
     async def _startup(self) -> list[str]:
         con = self.store.con
-        self.writer = EventWriter(con)
+        self.writer = EventWriter(
+            con,
+            clean=self._clean,
+            on_dropped=self._dropped,
+            on_warning=self._store_warning,
+            reopen=self.store.reopen,
+        )
+        self.events = EventLog(self.writer, self.redact, self.clock)
+        self.book = TaskBook(self.events, self.writer, self.redact, self.clock, self.hooks.finish)
+        self.inbox.handlers.update(self.hooks.inbox_handlers)
+        self.queue.set_limit(self.max_concurrent)
         self._load_rules()
-        orphans = con.execute(
-            "SELECT id, status FROM tasks WHERE status IN ('queued','running','waiting')"
-        ).fetchall()
-        ids = [r[0] for r in orphans]
-        if ids:
-            seqs = dict(
-                con.execute(
-                    "SELECT task_id, max(seq) FROM agent_logs WHERE task_id IN "
-                    f"({','.join('?' * len(ids))}) GROUP BY task_id",
-                    ids,
-                ).fetchall()
-            )
-            now = utcnow()
-            for tid, status in orphans:
-                self.writer.add_log(
-                    self._row(
-                        tid,
-                        (seqs.get(tid) or 0) + 1,
-                        None,
-                        "status",
-                        None,
-                        {"from": status, "to": "failed", "reason": "engine stopped"},
-                    )
-                )
-
-            def mark(c: Any) -> None:
-                marks = ",".join("?" * len(ids))
-                c.execute(
-                    "UPDATE tasks SET status='failed', failure_reason='engine stopped', "
-                    f"finished_at=? WHERE id IN ({marks})",
-                    [now, *ids],
-                )
-                # Handoff approvals outlive the task that asked; the handoff bus expires them.
-                c.execute(
-                    "UPDATE inbox_items SET status='expired', decided_at=? "
-                    f"WHERE status='pending' AND kind <> 'handoff' AND task_id IN ({marks})",
-                    [now, *ids],
-                )
-
-            self.writer.flush(extra=mark)
+        ids = self._reconcile()
         self._flusher = self.loop.create_task(self._flush_loop())
+        for hook in self.hooks.started:
+            try:
+                out = hook()
+                if asyncio.iscoroutine(out):
+                    await out
+            except Exception:
+                traceback.print_exc()
+        return ids
+
+    def _clean(self, text: str) -> str:
+        return self.redact(repair_text(text))
+
+    def _reconcile(self) -> list[str]:
+        """Tasks a stopped engine left active become failed (engine stopped), resumable."""
+        con = self.store.con
+        orphans = tasks_repo.orphans(con)
+        ids = [r[0] for r in orphans]
+        if not ids:
+            return ids
+        now = self.clock.now()
+        for tid, status in orphans:
+            self.events.subject(
+                "task",
+                tid,
+                "status",
+                **{"from": status, "to": "failed", "reason": "engine stopped"},
+            )
+
+        def mark(c: Any) -> None:
+            tasks_repo.mark_orphans_failed(c, ids, now)
+            # Items that outlive their task (handoff approvals) stay; their owner expires them.
+            inbox_repo.expire_for_tasks(c, ids, now)
+
+        self.writer.flush(extra=mark)
         return ids
 
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
-            if self.writer and self.writer.pending:
-                try:
+            try:
+                self.redact.refresh()
+                if self.writer.pending and time.monotonic() >= self.writer.retry_at:
                     self.writer.flush()
-                except Exception:  # keep flushing later; rows were put back
-                    traceback.print_exc()
+            except Exception:  # keep flushing later; rows were kept
+                traceback.print_exc()
 
     def close(self, timeout: float = 10.0) -> None:
         if self.closed:
             return
-        with contextlib.suppress(Exception):
-            self.call(self._shutdown, timeout=timeout + 5)
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.call(self._shutdown, timeout=timeout + 5)
         self.closed = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
 
     async def _shutdown(self) -> None:
-        running = [st for st in list(self.tasks.values()) if st.aio_task and not st.aio_task.done()]
-        for st in running:
-            st.stop_reason = "pause"
-            st.aio_task.cancel()  # type: ignore[union-attr]
-        if running:
-            await asyncio.wait([st.aio_task for st in running], timeout=8)  # type: ignore[misc]
-        if self._flusher:
-            self._flusher.cancel()
-        if self.writer:
-            self.writer.flush()
-
-    # ---- logging ------------------------------------------------------------------------
-
-    def _row(
-        self,
-        task_id: str,
-        seq: int,
-        runtime_id: str | None,
-        event: str,
-        tool: str | None,
-        payload: dict[str, Any],
-    ) -> dict[str, Any]:
-        assert self.writer is not None
-        text = self.redact(json.dumps(payload, default=str, ensure_ascii=False))
-        return {
-            "id": self.writer.next_log_id(),
-            "task_id": task_id,
-            "seq": seq,
-            "ts": utcnow(),
-            "runtime_id": runtime_id,
-            "event": event,
-            "tool_name": tool,
-            "payload": text,
-        }
-
-    def log(self, st: TaskState, event: str, tool_name: str | None = None, **payload: Any) -> None:
-        """Record an event for a task (buffered; flushed within ~100 ms or with the next status)."""
-        if event != "assistant_text":
-            self._flush_text(st)
-        self._append(st, event, tool_name, payload)
-
-    def _append(self, st: TaskState, event: str, tool_name: str | None, payload: dict[str, Any]):
-        assert self.writer is not None
-        st.seq += 1
-        row = self._row(st.id, st.seq, st.runtime_id, event, tool_name, payload)
-        self.writer.add_log(row)
-        if self.writer.should_flush():
-            self.writer.flush()
-        self._publish(row, st)
-
-    def _flush_text(self, st: TaskState) -> None:
-        if st.text_buffer:
-            text = "".join(st.text_buffer)
-            st.text_buffer.clear()
-            self._append(st, "assistant_text", None, {"text": text})
-
-    def _publish(self, row: dict[str, Any], st: TaskState) -> None:
-        if not self.subscribers:
-            return
-        event = dict(row, profile_id=st.profile_id, status=st.status)
-        for fn in list(self.subscribers):
+        for hook in self.hooks.stopping:
             try:
-                fn(event)
+                out = hook()
+                if asyncio.iscoroutine(out):
+                    await out
             except Exception:
                 traceback.print_exc()
+        live = [
+            st for st in list(self.book.tasks.values()) if st.aio_task and not st.aio_task.done()
+        ]
+        for st in live:  # running and queued alike become paused (resumable)
+            st.stop_reason = "pause"
+            st.stop_detail = "engine closed"
+            st.aio_task.cancel()  # type: ignore[union-attr]
+        if live:
+            await asyncio.wait([st.aio_task for st in live], timeout=8)  # type: ignore[misc]
+        # Reads running in worker threads (memory retrieval) finish before the store closes.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.loop.shutdown_default_executor(), 10)
+        if self._flusher:
+            self._flusher.cancel()
+        for st in list(self.book.tasks.values()):
+            self.events.flush_text(st)
+        self.writer.flush()
+
+    # ---- writer callbacks ---------------------------------------------------------------
+
+    def _dropped(self, dropped: Dropped) -> None:
+        message = f"a {dropped.label} could not be stored and was skipped: {dropped.error}"
+        log.error(message)
+        st = self.book.tasks.get(dropped.task_id or "")
+        if st is not None:
+            self.events.task(st, "error", message=message)
+        else:
+            self.events.publish_ephemeral("store_error", message=message, task_id=dropped.task_id)
+
+    def _store_warning(self, message: str) -> None:
+        log.warning(message)
+        self.events.publish_ephemeral("store_warning", message=message)
+
+    # ---- logging and reading ------------------------------------------------------------
+
+    def log(self, st: TaskState, event: str, tool_name: str | None = None, **payload: Any) -> None:
+        self.events.task(st, event, tool_name, **payload)
 
     def flush(self) -> None:
-        if self.writer:
-            self._flush_all_text()
-            self.writer.flush()
+        for st in list(self.book.tasks.values()):
+            self.events.flush_text(st)
+        self.writer.flush()
 
-    def _flush_all_text(self) -> None:
-        for st in list(self.tasks.values()):
-            self._flush_text(st)
+    def snapshot(self, task_id: str) -> dict[str, Any] | None:
+        """What the engine knows of a task right now (any thread), or None."""
+        book = getattr(self, "book", None)
+        return book.snapshot(task_id) if book is not None else None
 
-    # ---- status -------------------------------------------------------------------------
+    def new_id(self) -> str:
+        return new_id()
 
-    def set_status(
-        self,
-        st: TaskState,
-        new: TaskStatus,
-        *,
-        reason: str | None = None,
-        extra: Callable[[Any], None] | None = None,
-    ) -> None:
-        """The one place a task's status changes: check, log, persist together, notify."""
-        old = st.status
-        check_transition(old, new)
-        st.status = new
-        now = utcnow()
-        if new in (S.FAILED, S.PAUSED):
-            st.failure_reason = self.redact(reason) if reason else reason
-        elif new == S.QUEUED:
-            st.failure_reason = None
-        self.log(st, "status", **{"from": str(old), "to": str(new), "reason": reason})
-        fields: dict[str, Any] = {"status": str(new), "failure_reason": st.failure_reason}
-        if new == S.RUNNING and old == S.QUEUED:
-            fields["started_at"] = now
-        if new in TERMINAL or new == S.PAUSED:
-            fields.update(
-                finished_at=now,
-                result=self.redact(st.result) if st.result else None,
-                turns=st.turns,
-                cost_usd=st.cost_usd,
-            )
-        if new == S.QUEUED:
-            fields.update(finished_at=None, resume_count=st.resume_count)
-        fields["session_id"] = st.session_id
+    def subscribe(
+        self, fn: Callable[[dict[str, Any]], None], since: int | None = None
+    ) -> Callable[[], None]:
+        """Call ``fn(event)`` on the engine thread for every event from now on; with ``since``,
+        first for every stored event after that position (no gap, no repeat)."""
 
-        def write(con: Any) -> None:
-            cols = ", ".join(f"{k} = ?" for k in fields)
-            con.execute(f"UPDATE tasks SET {cols} WHERE id = ?", [*fields.values(), st.id])
-            if extra:
-                extra(con)
+        def attach() -> None:
+            if since is not None:
+                events = self.events.replay(since)
+                if events is None:
+                    self.flush()
+                    events = logs_repo.since(self.store.con, since)
+                for ev in events:
+                    fn(ev)
+            self.events.add_subscriber(fn)
 
-        assert self.writer is not None
-        if extra is None:
-            # Goes out with the next batch (≤ ~100 ms), in one transaction with its log rows;
-            # readers (lab.tasks(), lab.sql(), handle.info()) flush first, so they are current,
-            # and close() flushes. A crash inside that window leaves the task 'running' on disk,
-            # which the next open reconciles to failed (engine stopped), resumable.
-            self.writer.defer(write)
+        if self.on_engine_thread:
+            attach()
         else:
-            self.writer.flush(extra=write)
-        with self.cond:
-            self.cond.notify_all()
-        if new in TERMINAL or new == S.PAUSED:
-            for hook in self.finish_hooks:
-                try:
-                    hook(st)
-                except Exception:
-                    traceback.print_exc()
+            self.call(attach)
+        return lambda: self.events.remove_subscriber(fn)
 
-    # ---- submit / run -------------------------------------------------------------------
+    # ---- tasks --------------------------------------------------------------------------
 
     def create_task(self, st: TaskState) -> None:
-        """Insert the task row and schedule it (engine thread)."""
-        self.tasks[st.id] = st
-        now = utcnow()
+        """Insert the task row and queue its run (engine thread)."""
+        book = self.book
+        book.tasks[st.id] = st
+        row = tasks_repo.insert_row(
+            {
+                "id": st.id,
+                "project_id": st.project_id,
+                "title": st.title,
+                "prompt": st.prompt,
+                "profile_id": st.profile_id,
+                "runtime_id": st.runtime_id,
+                "model": st.model,
+                "priority": st.priority,
+                "max_turns": st.max_turns,
+                "max_budget_usd": st.max_budget_usd,
+                "parent_task_id": st.parent_task_id,
+                "source": st.source,
+                "options": tasks_repo.options_json(st.runtime_options),
+                "created_at": self.clock.now(),
+                "origin_id": st.origin_id,
+                "activity": st.activity,
+                "unattended": st.unattended,
+            }
+        )
+        self.writer.insert("tasks", row)
+        self.events.task(st, "status", **{"from": None, "to": "queued", "reason": None})
+        for note in st.notes:
+            self.events.task(st, "notice", message=note)
+        book.publish_snapshot(st)
+        self.runner.start(st, resuming=False)
 
-        def insert(con: Any) -> None:
-            con.execute(
-                "INSERT INTO tasks (id, project_id, title, prompt, profile_id, runtime_id, model, "
-                "status, result, failure_reason, session_id, resume_count, max_turns, "
-                "max_budget_usd, parent_task_id, source, options, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', NULL, NULL, NULL, 0, ?, ?, ?, ?, ?, ?)",
-                [
-                    st.id,
-                    st.project_id,
-                    self.redact(st.title),
-                    self.redact(st.prompt),
-                    st.profile_id,
-                    st.runtime_id,
-                    st.model,
-                    st.max_turns,
-                    st.max_budget_usd,
-                    st.parent_task_id,
-                    st.source,
-                    self.redact(_persistable_options(st.runtime_options)),
-                    now,
-                ],
-            )
+    def task_finished(self, st: TaskState) -> None:
+        """A run ended: keep a bounded number of stopped tasks in memory."""
+        if st.status not in STOPPED:
+            return
+        self._stopped[st.id] = None
+        self._stopped.move_to_end(st.id)
+        while len(self._stopped) > STOPPED_KEPT:
+            old, _ = self._stopped.popitem(last=False)
+            old_st = self.book.tasks.get(old)
+            if old_st is not None and old_st.status in STOPPED:
+                del self.book.tasks[old]
 
-        self.writer.defer(insert)  # type: ignore[union-attr]
-        self.log(st, "status", **{"from": None, "to": "queued", "reason": None})
-        st.aio_task = self.spawn(self._run_task(st, resuming=False))
-
-    def build_instructions(self, st: TaskState) -> str:
+    async def build_instructions(self, st: TaskState) -> str:
         parts = [st.profile.instructions_for(st.runtime_id).strip()]
-        for hook in self.instruction_hooks:
+        for hook in self.hooks.instructions:
             try:
                 extra = hook(st)
+                if isinstance(extra, Awaitable):
+                    extra = await extra
             except Exception as exc:
-                self.log(st, "notice", message=f"instruction hook failed: {exc}")
+                self.events.task(st, "notice", message=f"instruction hook failed: {exc}")
                 continue
             if extra:
                 parts.append(extra.strip())
         return "\n\n".join(p for p in parts if p)
 
-    async def _run_task(self, st: TaskState, *, resuming: bool) -> None:
-        assert self._sem is not None
-        agen = None
-        try:
-            async with self._sem:
-                self.set_status(st, S.RUNNING)
-                instructions = self.build_instructions(st)
-                ctx = EngineRunContext(self, st, instructions, resuming)
-                runtime = self.catalog.create(st.runtime_id, st.runtime_options)
-                self.log(
-                    st,
-                    "task_started",
-                    profile=st.profile_id,
-                    runtime=st.runtime_id,
-                    model=st.model,
-                    working_dir=st.working_dir,
-                    resuming=resuming,
-                    attempt=st.resume_count + 1,
-                    instructions_chars=len(instructions),
-                )
-                result: str | None = None
-                last_event = "none"
-                agen = runtime.run(ctx)
-                async for ev in agen:
-                    last_event = type(ev).__name__
-                    if isinstance(ev, Result):
-                        result = ev.text
-                    self._handle_event(st, ev)
-                    # Let other tasks and the flush timer run: a runtime that produces events
-                    # without awaiting I/O must not hold the loop until it finishes.
-                    await asyncio.sleep(0)
-                if st.stop_reason:  # a stop raced with the end of the stream
-                    raise asyncio.CancelledError
-                if result is None:
-                    self._fail(
-                        st,
-                        f"the runtime's stream ended without a result after {ctx.turn} turn(s) "
-                        f"(last event: {last_event})",
-                    )
-                else:
-                    st.result = result
-                    self.set_status(st, S.COMPLETED)
-        except asyncio.CancelledError:
-            self._flush_text(st)
-            self._expire_pending(st)
-            target = S.PAUSED if st.stop_reason == "pause" else S.CANCELLED
-            reason = "engine closed" if st.stop_reason == "pause" else None
-            if st.status not in TERMINAL:
-                self.set_status(st, target, reason=reason)
-        except LimitExceeded as exc:
-            self._fail(st, str(exc))
-        except RuntimeFailure as exc:
-            self._fail(st, str(exc))
-        except StagentError as exc:
-            self._fail(st, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:
-            self.log(st, "error", message=str(exc), traceback=traceback.format_exc(limit=8))
-            self._fail(st, f"{type(exc).__name__}: {exc}")
-        finally:
-            st.stop_reason = None
-            if agen is not None:
-                with contextlib.suppress(BaseException):
-                    await agen.aclose()
-
-    def _fail(self, st: TaskState, reason: str) -> None:
-        self._expire_pending(st)
-        self.log(st, "error", message=reason)
-        if st.status not in TERMINAL:
-            self.set_status(st, S.FAILED, reason=reason)
-
-    def _handle_event(self, st: TaskState, ev: Any) -> None:
-        if isinstance(ev, AssistantText):
-            if ev.delta:
-                st.text_buffer.append(ev.text)
-                self._publish(
-                    {
-                        "task_id": st.id,
-                        "event": "assistant_delta",
-                        "payload": ev.text,
-                        "ts": utcnow(),
-                        "seq": None,
-                        "tool_name": None,
-                        "runtime_id": st.runtime_id,
-                    },
-                    st,
-                )
-            else:
-                self._flush_text(st)
-                self._append(st, "assistant_text", None, {"text": ev.text})
-        elif isinstance(ev, UsageReport):
-            self._record_usage(st, ev)
-        elif isinstance(ev, SessionStarted):
-            st.session_id = ev.session_id
-            self.log(st, "session", session_id=ev.session_id)
-        elif isinstance(ev, Notice):
-            self.log(st, "notice", message=ev.message, **ev.data)
-        elif isinstance(ev, Result):
-            self.log(st, "result", text=ev.text)
-
-    def _record_usage(self, st: TaskState, rep: UsageReport) -> None:
-        quote = price_usage(rep)
-        now = utcnow()
-        assert self.writer is not None
-        self.writer.add_ledger(
-            {
-                "id": new_id(),
-                "task_id": st.id,
-                "project_id": st.project_id,
-                "profile_id": st.profile_id,
-                "activity": st.activity,
-                "runtime_id": st.runtime_id,
-                "provider": rep.provider,
-                "model": rep.model,
-                "input_tokens": rep.input_tokens,
-                "output_tokens": rep.output_tokens,
-                "cache_read_tokens": rep.cache_read_tokens,
-                "cache_write_tokens": rep.cache_write_tokens,
-                "reasoning_tokens": rep.reasoning_tokens,
-                "cost_usd": quote.cost_usd,
-                "pricing_source": quote.pricing_source,
-                "estimated": rep.estimated,
-                "status": quote.status,
-                "started_at": now,
-                "finished_at": now,
-            }
-        )
-        st.cost_usd += quote.cost_usd or 0.0
-        self.log(
-            st,
-            "usage",
-            provider=rep.provider,
-            model=rep.model,
-            input_tokens=rep.input_tokens,
-            output_tokens=rep.output_tokens,
-            cache_read_tokens=rep.cache_read_tokens,
-            cache_write_tokens=rep.cache_write_tokens,
-            reasoning_tokens=rep.reasoning_tokens,
-            cost_usd=quote.cost_usd,
-            pricing=quote.pricing_source,
-            total_cost_usd=st.cost_usd,
-        )
-        if st.max_budget_usd is not None and st.cost_usd > st.max_budget_usd:
-            raise LimitExceeded(
-                f"budget exceeded: spent ${st.cost_usd:.4f} of ${st.max_budget_usd:.4f}"
-            )
-
-    # ---- cancel / resume ----------------------------------------------------------------
-
-    def cancel(self, task_id: str) -> str:
-        st = self._live(task_id)
+    def cancel(self, task_id: str, reason: str | None = None) -> str:
+        st = self.book.tasks.get(task_id)
         if st is None or st.status in TERMINAL or st.status == S.PAUSED:
-            status = st.status if st else self._db_status(task_id)
-            if status == S.PAUSED and st is not None:
-                self.set_status(st, S.CANCELLED)
+            status = st.status if st else self._stored_status(task_id)
+            if status == S.PAUSED:
+                st = st or self._load_task(task_id)
+                self.book.set_status(st, S.CANCELLED, reason=reason)
                 return S.CANCELLED
             raise TaskStateError(f"task {task_id} is {status}; only active tasks can be cancelled")
         st.stop_reason = "cancel"
+        st.stop_detail = reason
         if st.aio_task and not st.aio_task.done():
             st.aio_task.cancel()
         return "cancelling"
 
-    def resume(self, task_id: str, script: Any = None) -> None:
-        st = self.tasks.get(task_id) or self._load_task(task_id)
+    def pause(self, task_id: str, reason: str = "paused by the operator") -> str:
+        """Stop an active task so it can be resumed later (status ``paused``)."""
+        st = self.book.tasks.get(task_id)
+        if st is None or st.status in TERMINAL or st.status == S.PAUSED:
+            status = st.status if st else self._stored_status(task_id)
+            raise TaskStateError(f"task {task_id} is {status}; only active tasks can be paused")
+        st.stop_reason = "pause"
+        st.stop_detail = reason
+        if st.aio_task and not st.aio_task.done():
+            st.aio_task.cancel()
+        return "pausing"
+
+    def resume(self, task_id: str, script: Any = None) -> TaskState:
+        st = self.book.tasks.get(task_id) or self._load_task(task_id)
         if script is not None:
             st.runtime_options = {**st.runtime_options, "script": script}
         elif st.runtime_id == "scripted" and st.runtime_options.get("script_is_callable"):
@@ -622,7 +453,7 @@ class Engine:
             raise TaskStateError(
                 f"task {task_id} is {st.status}; only failed, cancelled or paused tasks resume"
             )
-        limit = int(self.settings.get("engine.max_resumes", "3"))
+        limit = int(self.settings.value("engine.max_resumes"))
         if st.resume_count >= limit:
             raise ResumeLimitError(
                 f"task {task_id} was already resumed {st.resume_count} times (the limit is "
@@ -630,34 +461,50 @@ class Engine:
             )
         st.resume_count += 1
         st.result = None
-        st.activity = "task_resume"
-        self.set_status(st, S.QUEUED, reason=f"resume {st.resume_count} of {limit}")
-        st.aio_task = self.spawn(self._run_task(st, resuming=True))
-
-    def _live(self, task_id: str) -> TaskState | None:
-        return self.tasks.get(task_id)
-
-    def _db_status(self, task_id: str) -> str:
-        row = self.store.con.execute("SELECT status FROM tasks WHERE id = ?", [task_id]).fetchone()
-        if row is None:
-            raise TaskStateError(f"no task with id {task_id!r}")
-        return row[0]
-
-    def _load_task(self, task_id: str) -> TaskState:
-        """Rebuild the in-memory state of a task from an earlier process (for resume)."""
-        if self.task_loader is None:
-            raise TaskStateError(f"task {task_id} is not known to this engine")
-        st = self.task_loader(task_id)
-        self.tasks[task_id] = st
+        if st.activity == "task_run":
+            st.activity = "task_resume"
+        self.book.set_status(st, S.QUEUED, reason=f"resume {st.resume_count} of {limit}")
+        self.runner.start(st, resuming=True)
         return st
 
-    # ---- permissions and the inbox ------------------------------------------------------
+    def _stored_status(self, task_id: str) -> str:
+        status = tasks_repo.status_of(self.store.con, task_id)
+        if status is None:
+            raise TaskStateError(f"no task with id {task_id!r}")
+        return status
+
+    def _load_task(self, task_id: str) -> TaskState:
+        """Rebuild the in-memory state of a task from the store (for resume)."""
+        if self.task_loader is None:
+            raise TaskStateError(f"task {task_id} is not known to this engine")
+        self.writer.flush()
+        st = self.task_loader(task_id)
+        self.book.tasks[task_id] = st
+        return st
+
+    def task(self, task_id: str) -> TaskState | None:
+        """The live state of a task (engine thread only)."""
+        return self.book.tasks.get(task_id)
+
+    # ---- limits -------------------------------------------------------------------------
+
+    def run_limit_s(self, st: TaskState) -> float:
+        if st.timeout_s:
+            return float(st.timeout_s)
+        if st.profile.max_run_seconds:
+            return float(st.profile.max_run_seconds)
+        return float(self.settings.value("engine.task_timeout_s"))
+
+    def tool_limit_s(self, st: TaskState, tool: str) -> float:
+        limit = st.profile.tool_timeout_seconds or float(self.settings.value("tools.timeout_s"))
+        if tool == "Bash":  # Bash has its own limit; leave it room to report it
+            limit = max(limit, float(self.settings.value("tools.bash_timeout_s")) + 15.0)
+        return limit
+
+    # ---- permissions --------------------------------------------------------------------
 
     def _load_rules(self) -> None:
-        rows = self.store.con.execute(
-            "SELECT id, rule, effect, scope, scope_id FROM permission_rules ORDER BY created_at"
-        ).fetchall()
-        self.rules = [SavedRule(*r) for r in rows]
+        self.rules = [SavedRule(*r) for r in rules_repo.all_rules(self.store.con)]
 
     def evaluate_permission(
         self, st: TaskState, tool: str, tool_input: dict[str, Any]
@@ -675,180 +522,6 @@ class Engine:
             working_dir=Path(st.working_dir),
         )
 
-    async def _wait_inbox(self, st: TaskState, item: dict[str, Any]) -> Any:
-        fut: asyncio.Future[Any] = self.loop.create_future()
-        item_id = item["id"]
-        self._waiters[item_id] = (fut, st.id)
-        now = utcnow()
-
-        def insert(con: Any) -> None:
-            con.execute(
-                "INSERT INTO inbox_items (id, task_id, kind, tool_name, tool_input, question, "
-                "suggested_rule, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                [
-                    item_id,
-                    st.id,
-                    item["kind"],
-                    item.get("tool_name"),
-                    self.redact(json.dumps(item.get("tool_input")))
-                    if item.get("tool_input") is not None
-                    else None,
-                    item.get("question"),
-                    item.get("suggested_rule"),
-                    now,
-                ],
-            )
-
-        self.log(
-            st,
-            "inbox",
-            tool_name=item.get("tool_name"),
-            item_id=item_id,
-            kind=item["kind"],
-            question=item.get("question"),
-            suggested_rule=item.get("suggested_rule"),
-        )
-        if st.status == S.RUNNING:
-            self.set_status(st, S.WAITING, extra=insert)
-        else:
-            self.writer.flush(extra=insert)  # type: ignore[union-attr]
-        # Only now, with the row committed, is the item visible as pending to other threads.
-        st.pending_inbox.add(item_id)
-        with self.cond:
-            self.cond.notify_all()
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            self._expire_pending(st)  # nobody can answer it any more
-            raise
-        finally:
-            self._waiters.pop(item_id, None)
-            st.pending_inbox.discard(item_id)
-            if not st.pending_inbox and st.status == S.WAITING and not st.stop_reason:
-                self.set_status(st, S.RUNNING)
-
-    async def ask_human_permission(
-        self, st: TaskState, tool: str, tool_input: dict[str, Any]
-    ) -> PermissionDecision:
-        try:
-            suggested = suggest_rule(tool, tool_input, working_dir=st.working_dir)
-        except ValueError:  # no usable main field (e.g. malformed input): suggest the tool
-            suggested = tool
-        item = {
-            "id": new_id(),
-            "kind": "permission",
-            "tool_name": tool,
-            "tool_input": tool_input,
-            "suggested_rule": suggested,
-        }
-        return await self._wait_inbox(st, item)
-
-    async def ask_human_question(self, st: TaskState, question: str) -> str:
-        self.log(st, "question", question=question)
-        item = {"id": new_id(), "kind": "question", "question": question}
-        answer = await self._wait_inbox(st, item)
-        self.log(st, "answer", answer=answer)
-        return answer
-
-    def decide(
-        self,
-        item_id: str,
-        decision: str,
-        message: str | None = None,
-        rule: str | None = None,
-        scope: str | None = None,
-        decided_by: str = "operator",
-    ) -> dict[str, Any]:
-        row = self.store.con.execute(
-            "SELECT id, task_id, kind, tool_name, suggested_rule, status, decision, decided_by "
-            "FROM inbox_items WHERE id = ?",
-            [item_id],
-        ).fetchone()
-        if row is None:
-            raise InboxError(f"no inbox item with id {item_id!r}")
-        _, task_id, kind, tool_name, suggested, status, prev, prev_by = row
-        if status != "pending":
-            detail = f" ({prev} by {prev_by})" if prev else ""
-            raise InboxError(f"inbox item {item_id} is already {status}{detail}")
-        valid = {
-            "permission": {"allow", "always", "deny"},
-            "question": {"answer", "deny"},
-            "handoff": {"allow", "deny"},
-            "budget": {"allow", "deny"},
-            "notice": {"allow", "deny", "answer"},
-        }.get(kind, {"allow", "deny"})
-        if decision not in valid:
-            raise InboxError(
-                f"{decision!r} does not fit a {kind} item; use one of {', '.join(sorted(valid))}"
-            )
-        if decision == "answer" and not (message and message.strip()):
-            raise InboxError("an 'answer' decision needs the answer text in message=")
-        waiter = self._waiters.get(item_id)
-        handler = self.inbox_handlers.get(kind) if waiter is None else None
-        if waiter is None and handler is None:
-            raise InboxError(
-                f"inbox item {item_id} belongs to task {task_id}, which is not running in this "
-                "process; it will be expired"
-            )
-        saved_rule = None
-        rule_id = None
-        if decision == "always":
-            saved_rule = validate_rule(rule or suggested or tool_name)
-            scope = scope or self.settings.get("inbox.default_always_scope", "profile")
-            st = self.tasks.get(task_id)
-            scope_id = None
-            if scope == "profile" and st:
-                scope_id = st.profile_id
-            elif scope == "project" and st:
-                scope_id = st.project_id
-            rule_id = self.add_rule(saved_rule, "allow", scope, scope_id, created_from=item_id)
-        now = utcnow()
-
-        def update(con: Any) -> None:
-            con.execute(
-                "UPDATE inbox_items SET status='decided', decision=?, response=?, decided_by=?, "
-                "decided_at=? WHERE id=?",
-                [decision, message, decided_by, now, item_id],
-            )
-
-        self.writer.flush(extra=update)  # type: ignore[union-attr]
-        if waiter is not None:
-            fut = waiter[0]
-            if kind == "question":
-                value: Any = (
-                    message
-                    if decision == "answer"
-                    else (f"The operator declined to answer: {message or 'no reason given'}")
-                )
-            elif decision == "deny":
-                value = PermissionDecision("deny", "human", message or "Denied by the operator.")
-            else:
-                value = PermissionDecision(
-                    "allow", "human", message, rule=saved_rule, always=decision == "always"
-                )
-            if not fut.done():
-                fut.set_result(value)
-        elif handler is not None:
-            handler(item_id, decision, message)
-        return {"item_id": item_id, "decision": decision, "rule": saved_rule, "rule_id": rule_id}
-
-    def _expire_pending(self, st: TaskState) -> None:
-        if not st.pending_inbox:
-            return
-        ids = list(st.pending_inbox)
-        now = utcnow()
-
-        def expire(con: Any) -> None:
-            con.execute(
-                f"UPDATE inbox_items SET status='expired', decided_at=? WHERE id IN "
-                f"({','.join('?' * len(ids))}) AND status='pending'",
-                [now, *ids],
-            )
-
-        self.writer.flush(extra=expire)  # type: ignore[union-attr]
-
-    # ---- rules, projects, settings, transcripts ---------------------------------------
-
     def add_rule(
         self,
         rule: str,
@@ -865,44 +538,75 @@ class Engine:
         if scope != "global" and not scope_id:
             raise ValueError(f"a {scope}-scoped rule needs scope_id (the {scope} id)")
         rid = new_id()
-        self.store.con.execute(
-            "INSERT INTO permission_rules VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [rid, rule, effect, scope, scope_id, created_from, utcnow()],
+        now = self.clock.now()
+        self.writer.flush(
+            extra=lambda con: rules_repo.insert(
+                con, rid, rule, effect, scope, scope_id, created_from, now
+            )
         )
-        self.rules.append(SavedRule(rid, rule, effect, scope, scope_id))
+        self.rules = [*self.rules, SavedRule(rid, rule, effect, scope, scope_id)]
         return rid
 
     def remove_rule(self, rule_id: str) -> None:
-        n = self.store.con.execute(
-            "DELETE FROM permission_rules WHERE id = ? RETURNING id", [rule_id]
-        ).fetchall()
-        if not n:
+        removed: list[bool] = []
+        self.writer.flush(extra=lambda con: removed.append(rules_repo.delete(con, rule_id)))
+        if not removed or not removed[0]:
             raise KeyError(f"no permission rule with id {rule_id!r}")
         self.rules = [r for r in self.rules if r.id != rule_id]
+
+    def save_always_rule(
+        self, row: dict[str, Any], rule: str | None, scope: str | None
+    ) -> tuple[str, str]:
+        """The rule an "always" decision saves (the suggested one unless edited)."""
+        saved = validate_rule(rule or row.get("suggested_rule") or row.get("tool_name") or "")
+        scope = scope or str(self.settings.value("inbox.default_always_scope"))
+        st = self.book.tasks.get(row.get("task_id") or "")
+        scope_id = None
+        if scope == "profile":
+            scope_id = st.profile_id if st else row.get("profile_id")
+        elif scope == "project":
+            scope_id = st.project_id if st else None
+        if scope != "global" and not scope_id:
+            scope = "global"
+        return saved, self.add_rule(saved, "allow", scope, scope_id, created_from=row["id"])
+
+    def decide(
+        self,
+        item_id: str,
+        decision: str,
+        message: str | None = None,
+        rule: str | None = None,
+        scope: str | None = None,
+        decided_by: str = "operator",
+    ) -> dict[str, Any]:
+        return self.inbox.decide(item_id, decision, message, rule, scope, decided_by)
+
+    # ---- settings -----------------------------------------------------------------------
+
+    def set_setting(self, key: str, value: Any) -> str:
+        """Validate, store and apply a setting (engine thread). Returns the stored text."""
+        _, text = self.settings.validate(key, value)
+        self.writer.flush(extra=lambda con: settings_repo.put(con, key, text))
+        self.settings.set(key, value)
+        self.queue.set_limit(self.max_concurrent)  # pool limits may read settings too
+        return text
+
+    # ---- tool services, transcripts ----------------------------------------------------
+
+    def tool_services(self, st: TaskState) -> dict[str, Any]:
+        services: dict[str, Any] = {}
+        for hook in self.hooks.tool_services:
+            services.update(hook(st))
+        return services
 
     def save_transcript(self, task_id: str, data: Any) -> None:
         """Buffer the latest transcript; it is written with the next batch (≤ ~100 ms)."""
         text = self.redact(json.dumps(data, default=str, ensure_ascii=False))
-        assert self.writer is not None
-        self.writer.set_transcript(task_id, text, utcnow())
+        self.writer.set_transcript(task_id, text, self.clock.now())
 
     def load_transcript(self, task_id: str) -> Any | None:
-        pending = self.writer.pending_transcript(task_id) if self.writer else None
+        pending = self.writer.pending_transcript(task_id)
         if pending is not None:
             return json.loads(pending)
-        row = self.store.con.execute(
-            "SELECT data FROM task_transcripts WHERE task_id = ?", [task_id]
-        ).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def setting_float(self, key: str, default: float) -> float:
-        try:
-            return float(self.settings.get(key, default))
-        except ValueError:
-            return default
-
-    def tool_services(self, st: TaskState) -> dict[str, Any]:
-        services: dict[str, Any] = {}
-        for hook in self.tool_service_hooks:
-            services.update(hook(st))
-        return services
+        raw = tasks_repo.transcript(self.store.con, task_id)
+        return json.loads(raw) if raw else None

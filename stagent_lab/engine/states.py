@@ -21,7 +21,7 @@ class TaskStatus(StrEnum):
 S = TaskStatus
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.PLANNED: frozenset({S.QUEUED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED, S.PAUSED}),  # paused: closed early
     S.RUNNING: frozenset({S.WAITING, S.COMPLETED, S.FAILED, S.CANCELLED, S.PAUSED}),
     S.WAITING: frozenset({S.RUNNING, S.FAILED, S.CANCELLED, S.PAUSED}),
     S.PAUSED: frozenset({S.QUEUED, S.CANCELLED}),

@@ -15,84 +15,69 @@ then moves ``in_progress`` → ``completed`` / ``failed`` when the child ends. T
 message is one more than that of the message that created the sending task, so A→B→C→A... is
 cut off at the limit however the profiles loop.
 
-Every method runs on the engine thread (the store's writer); ``Lab.handoff`` and
-``Lab.handoffs`` hop there for you.
+Every method runs on the engine thread (the store's writer); the feature's request handlers
+hop there for you. The bus talks to the workspace service (never to ``Lab``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from stagent_lab.engine.engine import TaskState, new_id, utcnow
+from stagent_lab._text import repair_text
+from stagent_lab.engine.task import TaskState, new_id
 from stagent_lab.errors import ProfileNotFoundError, RuntimeNotAvailableError
 from stagent_lab.handoffs.errors import HandoffError
 from stagent_lab.handoffs.policy import check_policy
+from stagent_lab.store import handoffs as repo
+from stagent_lab.store import projects as projects_repo
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
     from stagent_lab.profiles.model import Profile
+    from stagent_lab.service.core import WorkspaceService
 
 MAX_SUBJECT_CHARS = 200
 MAX_BODY_CHARS = 20_000
 _UNSET: Any = object()
 
-MESSAGE_COLUMNS = (
-    "id, from_profile_id, to_profile_id, source_task_id, target_task_id, subject, body, status, "
-    "requires_approval, inbox_item_id, parent_message_id, chain_depth, reason, expires_at, "
-    "created_at, updated_at"
-)
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
 
 class HandoffBus:
-    def __init__(self, lab: Lab, *, clock: Callable[[], datetime] | None = None) -> None:
-        self.lab = lab
-        self.engine = lab.engine
-        self.clock: Callable[[], datetime] = clock or utcnow
+    def __init__(
+        self, service: WorkspaceService, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.service = service
+        self._clock = clock
         # How to start a child that waits for approval (runtime/script/project given to
         # lab.handoff); kept in memory, rebuilt from the source task after a restart.
         self._child_specs: dict[str, dict[str, Any]] = {}
 
-    # ---- settings -----------------------------------------------------------------------
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock or self.service.clock.now
 
-    def _setting_int(self, key: str, default: int) -> int:
-        try:
-            return int(str(self.engine.settings.get(key, default)).strip())
-        except ValueError:
-            return default
+    @clock.setter
+    def clock(self, fn: Callable[[], datetime] | None) -> None:
+        self._clock = fn
+
+    # ---- settings -----------------------------------------------------------------------
 
     @property
     def max_chain_depth(self) -> int:
-        return max(1, self._setting_int("handoffs.max_chain_depth", 5))
+        return max(1, int(self.service.settings.value("handoffs.max_chain_depth")))
 
     @property
     def ttl(self) -> timedelta:
-        try:
-            hours = float(self.engine.settings.get("handoffs.ttl_hours", 72))
-        except ValueError:
-            hours = 72.0
-        return timedelta(hours=max(hours, 0.0))
+        return timedelta(hours=max(float(self.service.settings.value("handoffs.ttl_hours")), 0.0))
 
     # ---- writing helpers ----------------------------------------------------------------
 
     def _write(self, fn: Callable[[Any], None]) -> None:
-        """Run ``fn(con)`` in one transaction (with buffered log rows once the engine runs)."""
-        if self.engine.writer is not None:
-            self.engine.writer.flush(extra=fn)
-            return
-        with self.lab.store.transaction() as con:
-            fn(con)
+        """Run ``fn(con)`` in one transaction, after the rows queued before it (engine thread)."""
+        self.service.writer_flush(fn)
 
     def _con(self) -> Any:
-        return self.lab.store.con
+        return self.service.store.con
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -157,10 +142,11 @@ class HandoffBus:
                 "the work here or report back instead of handing it on.",
                 "chain_depth",
             )
+        settings = self.service.settings
         approval = (
-            check_policy(from_profile, receiver, self.engine.settings)
+            check_policy(from_profile, receiver, settings)
             or bool(require_approval)
-            or _truthy(self.engine.settings.get("handoffs.require_approval", "false"))
+            or bool(settings.value("handoffs.require_approval"))
         )
         spec = {
             "project_id": project_id or (source or {}).get("project_id"),
@@ -174,8 +160,8 @@ class HandoffBus:
             "to_profile_id": to_profile,
             "source_task_id": source_task_id,
             "target_task_id": None,
-            "subject": self.engine.redact(subject),
-            "body": self.engine.redact(body),
+            "subject": self.service.redact(repair_text(subject)),
+            "body": self.service.redact(repair_text(body)),
             "status": "pending" if approval else "accepted",
             "requires_approval": approval,
             "inbox_item_id": new_id() if approval else None,
@@ -188,10 +174,7 @@ class HandoffBus:
         }
 
         def insert(con: Any) -> None:
-            con.execute(
-                f"INSERT INTO agent_messages ({MESSAGE_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                [msg[c.strip()] for c in MESSAGE_COLUMNS.split(",")],
-            )
+            repo.insert(con, msg)
             if approval:
                 item_input = {
                     "message_id": msg["id"],
@@ -201,24 +184,19 @@ class HandoffBus:
                     "body": msg["body"],
                     "chain_depth": depth,
                 }
-                con.execute(
-                    "INSERT INTO inbox_items (id, task_id, kind, tool_name, tool_input, question, "
-                    "suggested_rule, status, created_at) "
-                    "VALUES (?, ?, 'handoff', 'Handoff', ?, ?, NULL, 'pending', ?)",
-                    [
-                        msg["inbox_item_id"],
-                        source_task_id,
-                        json.dumps(item_input),
-                        f"{from_profile} wants to hand off to {to_profile}: {msg['subject']}",
-                        now,
-                    ],
+                repo.insert_approval_item(
+                    con,
+                    msg["inbox_item_id"],
+                    source_task_id,
+                    item_input,
+                    f"{from_profile} wants to hand off to {to_profile}: {msg['subject']}",
+                    now,
                 )
 
         self._write(insert)
         if approval:
             self._child_specs[msg["id"]] = spec
-            with self.engine.cond:
-                self.engine.cond.notify_all()
+            self.service.notify()
         else:
             self._start_child(msg, spec)
         self._log_source(
@@ -236,8 +214,9 @@ class HandoffBus:
 
     # ---- decisions, expiry, completion -----------------------------------------------------
 
-    def on_decision(self, item_id: str, decision: str, message: str | None) -> None:
-        """Inbox handler for kind 'handoff' (called by engine.decide on the engine thread)."""
+    def on_decision(self, outcome: Any) -> None:
+        """Inbox handler for kind 'handoff' (called when the item is decided, engine thread)."""
+        item_id, decision, message = outcome.item_id, outcome.decision, outcome.message
         now = self.clock()
         row = self._message_where("inbox_item_id = ?", [item_id])
         if row is None:
@@ -276,17 +255,7 @@ class HandoffBus:
         """Expire handoffs pending approval past their ``expires_at`` (or whose inbox item
         was expired elsewhere, e.g. by crash recovery); returns how many."""
         now = now or self.clock()
-        rows = (
-            self._con()
-            .execute(
-                "SELECT m.id, m.inbox_item_id, m.created_at, m.expires_at, i.status "
-                "FROM agent_messages m LEFT JOIN inbox_items i ON i.id = m.inbox_item_id "
-                "WHERE m.status = 'pending' AND ((m.expires_at IS NOT NULL AND m.expires_at <= ?) "
-                "OR i.status = 'expired')",
-                [now],
-            )
-            .fetchall()
-        )
+        rows = repo.due_for_expiry(self._con(), now)
         expired = []
         for mid, item_id, created, expires, item_status in rows:
             if expires is not None and expires <= now:
@@ -300,21 +269,7 @@ class HandoffBus:
         return len(expired)
 
     def _expire_ids(self, rows: list[tuple[str, str | None, str]], now: datetime) -> None:
-        def update(con: Any) -> None:
-            for mid, item_id, reason in rows:
-                con.execute(
-                    "UPDATE agent_messages SET status = 'expired', reason = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    [reason, now, mid],
-                )
-                if item_id:
-                    con.execute(
-                        "UPDATE inbox_items SET status = 'expired', decided_at = ? WHERE id = ? "
-                        "AND status IN ('pending', 'decided')",
-                        [now, item_id],
-                    )
-
-        self._write(update)
+        self._write(lambda con: repo.expire(con, rows, now))
         for mid, _, _ in rows:
             self._child_specs.pop(mid, None)
 
@@ -344,28 +299,13 @@ class HandoffBus:
 
     # ---- reading ------------------------------------------------------------------------
 
-    def messages(self, status: str | None = None, task: str | None = None) -> pd.DataFrame:
-        """Handoff messages (expired ones marked first), oldest first.
+    def messages(self, status: str | None = None, task: str | None = None) -> Any:
+        """Handoff messages (expired ones marked first), oldest first, as an Arrow table.
 
         ``task``: only messages sent by or creating that task.
         """
         self.expire()
-        clauses, params = [], []
-        if status:
-            clauses.append("status = ?")
-            params.append(status)
-        if task:
-            clauses.append("(source_task_id = ? OR target_task_id = ?)")
-            params += [task, task]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return (
-            self._con()
-            .execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM agent_messages {where} ORDER BY created_at, id",
-                params,
-            )
-            .df()
-        )
+        return repo.messages_arrow(self._con(), status, task)
 
     def chain(self, task_id: str) -> list[dict[str, Any]]:
         """The messages that led to ``task_id``, root first (empty for a task nobody sent)."""
@@ -374,19 +314,19 @@ class HandoffBus:
         while row is not None and len(out) < 1000:
             out.append(row)
             pid = row["parent_message_id"]
-            row = self._message_where("id = ?", [pid]) if pid else None
+            row = repo.by_id(self._con(), pid) if pid else None
         return out[::-1]
 
     # ---- internals ----------------------------------------------------------------------
 
     def _profile(self, profile_id: str) -> Profile:
         try:
-            return self.lab.profiles.get(profile_id)
+            return self.service.profiles.get(profile_id)
         except ProfileNotFoundError as exc:
             raise HandoffError(str(exc), "unknown_profile") from None
 
     def _source(self, task_id: str) -> dict[str, Any]:
-        st = self.engine.tasks.get(task_id)
+        st = self.service.live_task(task_id)
         if st is not None:
             return {
                 "profile_id": st.profile_id,
@@ -395,36 +335,14 @@ class HandoffBus:
                 "runtime_id": st.runtime_id,
                 "runtime_options": dict(st.runtime_options),
             }
-        row = (
-            self._con()
-            .execute(
-                "SELECT t.profile_id, t.project_id, p.working_directory, t.runtime_id, t.options "
-                "FROM tasks t LEFT JOIN projects p ON p.id = t.project_id WHERE t.id = ?",
-                [task_id],
-            )
-            .fetchone()
-        )
+        self._write(None)
+        row = repo.source_task(self._con(), task_id)
         if row is None:
             raise HandoffError(f"no task with id {task_id!r}", "unknown_task")
-        options = json.loads(row[4]) if row[4] else {}
-        return {
-            "profile_id": row[0],
-            "project_id": row[1],
-            "working_dir": row[2],
-            "runtime_id": row[3],
-            "runtime_options": options,
-        }
+        return row
 
     def _message_where(self, where: str, params: list[Any]) -> dict[str, Any] | None:
-        cur = self._con().execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM agent_messages WHERE {where} "
-            "ORDER BY created_at DESC LIMIT 1",
-            params,
-        )
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip([d[0] for d in cur.description], row, strict=True))
+        return repo.where(self._con(), where, params)
 
     def _parent_message(self, task_id: str) -> dict[str, Any] | None:
         return self._message_where("target_task_id = ?", [task_id])
@@ -437,37 +355,27 @@ class HandoffBus:
         while row is not None and len(names) < 1000:
             names.append(row["from_profile_id"])
             pid = row["parent_message_id"]
-            row = self._message_where("id = ?", [pid]) if pid else None
+            row = repo.by_id(self._con(), pid) if pid else None
         return names[::-1]
 
     def _set(self, message_id: str, **fields: Any) -> None:
-        cols = ", ".join(f"{k} = ?" for k in fields)
-
-        def update(con: Any) -> None:
-            con.execute(
-                f"UPDATE agent_messages SET {cols} WHERE id = ?", [*fields.values(), message_id]
-            )
-
-        self._write(update)
+        self._write(lambda con: repo.update(con, message_id, fields))
 
     def _log_source(self, task_id: str | None, event: str, **payload: Any) -> None:
-        st = self.engine.tasks.get(task_id) if task_id else None
-        if st is not None:
-            self.engine.log(st, event, tool_name="Handoff", **payload)
+        self.service.log_task_id(task_id, event, tool_name="Handoff", **payload)
 
     def _start_child(self, msg: dict[str, Any], spec: dict[str, Any]) -> str:
         """Queue the receiver's task for an accepted message; returns its id."""
         try:
             st, notes = self._child_state(msg, spec)
-            self.engine.create_task(st)
+            st.notes = notes
+            self.service.start_task(st)
         except Exception as exc:
             reason = f"could not start the task: {exc}"
             self._set(msg["id"], status="failed", reason=reason, updated_at=self.clock())
             msg.update(status="failed", reason=reason)
             raise HandoffError(f"handoff {msg['id']} accepted but {reason}", "invalid") from exc
-        for note in notes:
-            self.engine.log(st, "notice", message=note)
-        self.engine.log(
+        self.service.log_task(
             st,
             "handoff_received",
             tool_name="Handoff",
@@ -491,7 +399,7 @@ class HandoffBus:
                 source = self._source(msg["source_task_id"])
             except HandoffError:
                 source = None
-        catalog = self.lab.catalog
+        catalog = self.service.catalog
         notes: list[str] = []
         options: dict[str, Any] = {}
         script = spec.get("script", _UNSET)
@@ -518,19 +426,11 @@ class HandoffBus:
         project_id = spec.get("project_id") or (source or {}).get("project_id")
         working_dir = spec.get("working_dir") or (source or {}).get("working_dir")
         if project_id and not working_dir:
-            row = (
-                self._con()
-                .execute("SELECT working_directory FROM projects WHERE id = ?", [project_id])
-                .fetchone()
-            )
-            working_dir = row[0] if row else None
+            row = projects_repo.by_id(self._con(), project_id)
+            working_dir = row["working_directory"] if row else None
         if not working_dir:
-            row = (
-                self._con()
-                .execute("SELECT id, working_directory FROM projects WHERE name = 'default'")
-                .fetchone()
-            )
-            project_id, working_dir = (row[0], row[1]) if row else (None, str(self.lab.home))
+            found = projects_repo.by_name(self._con(), "default")
+            project_id, working_dir = found if found else (None, str(self.service.home))
         sender = msg["from_profile_id"]
         origin = f" (task {msg['source_task_id']})" if msg["source_task_id"] else ""
         prompt = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stagent_lab.errors import StagentError
+from stagent_lab.errors import HandoffError
 
 REASONS = (
     "invalid",  # empty or oversized subject/body, bad arguments
@@ -17,14 +17,6 @@ REASONS = (
     "not_pending",  # decided or expired already
     "not_found",  # no such handoff message
 )
-
-
-class HandoffError(StagentError):
-    """A handoff was refused or cannot proceed. ``reason`` is one of ``REASONS``."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 __all__ = ["REASONS", "HandoffError"]

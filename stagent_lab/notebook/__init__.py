@@ -22,7 +22,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 __all__ = [
     "Inbox",
@@ -50,7 +50,7 @@ def get_lab() -> Lab:
     global _lab, _owned
     with _lock:
         if not _is_open(_lab):
-            from stagent_lab.lab import Lab
+            from stagent_lab.client.lab import Lab
 
             _lab, _owned = Lab(), True
         assert _lab is not None
@@ -76,7 +76,7 @@ def set_lab(lab: Lab | None) -> None:
 def use_home(home: str | os.PathLike[str]) -> Lab:
     """Open the workspace at ``home`` and make it the kernel's Lab (``%stagent use HOME``)."""
     global _owned
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
     lab = Lab(home=home)
     set_lab(lab)

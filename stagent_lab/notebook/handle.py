@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagent_lab.engine.handle import TaskHandle
+from stagent_lab.client.handle import TaskHandle
 
 
 class NotebookTaskHandle(TaskHandle):
@@ -21,7 +21,7 @@ class NotebookTaskHandle(TaskHandle):
     def card(self) -> Any:
         from stagent_lab.notebook.widgets.task_card import TaskCard
 
-        return TaskCard.for_task(self.id, self._lab)
+        return TaskCard.for_task(self.id, self._lab, self._view)
 
     def show(self) -> None:
         """Display the card now (from inside a cell) and not again as this cell's result."""

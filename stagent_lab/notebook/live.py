@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class LiveHub:
         self._dirty: dict[int, Sink] = {}
         self._poked: set[int] = set()
         self._recent: deque[dict[str, Any]] = deque(maxlen=BACKLOG_EVENTS)
+        self._launched: set[str] = set()  # tasks submitted while this hub was listening
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._unsubscribe: Callable[[], None] = lab.subscribe(self._on_event)
@@ -129,13 +130,16 @@ class LiveHub:
             events = [e for e in self._recent if e.get("task_id") == task_id]
         if events and events[0].get("seq") == 1:
             return events
-        # A task submit() has only just handed to the engine has logged nothing yet: its
-        # backlog is complete and empty (widgets subscribe before they read, so every later
-        # event reaches them live).
-        st = self.lab.engine.tasks.get(task_id)
-        if not events and st is not None and st.seq == 0:
-            return []
+        # A task submitted after this hub started listening has every event in the window
+        # (possibly none yet): its backlog is complete.
+        if task_id in self._launched:
+            return events
         return None
+
+    def launched(self, task_id: str) -> None:
+        """``task_id`` was submitted after this hub subscribed (so no event was missed)."""
+        with self._lock:
+            self._launched.add(task_id)
 
     # ---- the flushing thread -----------------------------------------------------------
 
@@ -187,21 +191,9 @@ class LiveHub:
         self._unsubscribe()
 
     def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a store read for a widget on the engine thread, after flushing its batch.
-
-        The engine writes rows in batches (a status change may wait up to ~100 ms) and
-        publishes events before their rows are committed; flushing on its own thread first
-        means the read sees every row the events so far refer to. And a read there can never
-        overlap ``Lab.close()`` closing the store: once the engine has stopped, this raises
-        StagentError instead of racing it.
-        """
-        engine = self.lab.engine
-
-        def fresh() -> Any:
-            engine.flush()
-            return fn(*args)
-
-        return engine.call(fresh, timeout=10)
+        """Run a workspace read for a widget (on the hub thread). Reads through the contract
+        flush the writer first, so they see every row the events so far refer to."""
+        return fn(*args)
 
     def stop(self) -> None:
         self._stop.set()

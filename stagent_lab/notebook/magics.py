@@ -7,6 +7,7 @@ the usage line instead of a traceback, and unknown profiles or runtimes list the
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -20,6 +21,7 @@ from stagent_lab.notebook.live import hub_for
 from stagent_lab.notebook.options import (
     COMMAND_USAGE,
     COMMANDS,
+    FEATURE_COMMANDS,
     LAUNCH_USAGE,
     Command,
     OptionError,
@@ -69,7 +71,7 @@ class StagentMagics(Magics):
         Run ``%stagent help`` for the full usage.
         """
         first = line.strip().split(" ", 1)[0]
-        if cell is None or first in COMMANDS:
+        if cell is None or first in COMMANDS or first in FEATURE_COMMANDS:
             try:
                 if first == "memory":
                     command = _parse_memory(line, cell)
@@ -108,7 +110,7 @@ class StagentMagics(Magics):
             script = ns[options.script]
         try:
             lab = get_lab()
-            hub_for(lab)  # listening before the task exists: its card then needs no store read
+            hub = hub_for(lab)  # listening before the task exists: its card needs no store read
             plain = lab.submit(
                 prompt,
                 profile=options.profile,
@@ -123,7 +125,8 @@ class StagentMagics(Magics):
         except _EXPECTED as exc:
             _say(_error_text(exc))
             return None
-        handle = NotebookTaskHandle(lab, plain.id)
+        hub.launched(plain.id)
+        handle = NotebookTaskHandle(lab, plain.id, plain._view)
         if options.name:
             ns[options.name] = handle
         if options.wait:
@@ -145,6 +148,9 @@ class StagentMagics(Magics):
             print(f"stagent: using the workspace at {lab.home}")
             return None
         lab = get_lab()
+        if name in FEATURE_COMMANDS:
+            module, _, fn = FEATURE_COMMANDS[name].partition(":")
+            return getattr(importlib.import_module(module), fn)(lab, list(args))
         if name == "inbox":
             from stagent_lab.notebook.widgets.inbox import Inbox
 
@@ -171,7 +177,11 @@ class StagentMagics(Magics):
             return MemoryBrowser.shared(lab, profile)
         if name == "sql":
             return lab.sql(args[0])
-        handle = NotebookTaskHandle(lab, _resolve_task(lab, args[0]))
+        try:
+            task = lab.task(args[0])
+        except KeyError as exc:
+            raise KeyError(f"{_error_text(exc)} (see %stagent tasks)") from None
+        handle = NotebookTaskHandle(lab, task.id, task._view)
         if name == "cancel":
             handle.cancel()
             print(f"stagent: cancelling task {handle.id}")
@@ -194,32 +204,8 @@ def _wait(handle: NotebookTaskHandle) -> None:
         _say(f"stopped waiting; task {handle.id} keeps running (%stagent cancel {handle.id})")
 
 
-def _resolve_task(lab: Any, text: str) -> str:
-    """A task id, or an unambiguous prefix of one (ids are long to type)."""
-    rows = lab.store.query_rows(
-        "SELECT id FROM tasks WHERE starts_with(id, ?) ORDER BY created_at DESC LIMIT 3", [text]
-    )
-    ids = [r[0] for r in rows]
-    if text in ids:
-        return text
-    if not ids:
-        raise KeyError(f"no task with id {text!r} (see %stagent tasks)")
-    if len(ids) > 1:
-        raise KeyError(f"{text!r} matches more than one task: {', '.join(ids)}")
-    return ids[0]
-
-
 def _cost(lab: Any, dims: tuple[str, ...]) -> Any:
-    if hasattr(lab, "cost_by"):
-        return lab.cost_by(*(dims or ("profile",)))
-    if dims:
-        raise ValueError("this version of stagent_lab has no cost_by; use %stagent cost")
-    return lab.sql(
-        "SELECT profile_id AS profile, count(DISTINCT task_id) AS tasks, count(*) AS calls, "
-        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-        "round(sum(cost_usd), 6) AS cost_usd FROM usage_ledger GROUP BY 1 "
-        "ORDER BY cost_usd DESC NULLS LAST"
-    )
+    return lab.cost_by(*(dims or ("profile",)))
 
 
 def _parse_memory(line: str, cell: str | None) -> Command:
@@ -235,16 +221,13 @@ def _parse_memory(line: str, cell: str | None) -> Command:
 
 
 def _memory(lab: Any, profile: str | None) -> Any:
-    where, params = "WHERE status = 'active'", []
     if profile:
         lab.profiles.get(profile)  # unknown id → error listing the valid ones
-        where += " AND profile_id = ?"
-        params.append(profile)
-    return lab.sql(
-        "SELECT profile_id, category, content, confidence, access_count, tags, updated_at "
-        f"FROM agent_memory {where} ORDER BY confidence DESC, updated_at DESC LIMIT 200",
-        params,
-    )
+    df = lab.memory.list(profile)
+    cols = ["profile_id", "category", "content", "confidence", "effective_confidence",
+            "access_count", "tags", "updated_at"]  # fmt: skip
+    df = df.sort_values(["effective_confidence", "updated_at"], ascending=False)
+    return df[[c for c in cols if c in df.columns]].head(200).reset_index(drop=True)
 
 
 def register(ipython: Any) -> None:

@@ -162,6 +162,12 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
 }
 
 
+# Features' own command families (``%stagent workflows run WF``): name → "module:function",
+# called as ``function(lab, args)`` with the rest of the line split like a shell would. Each
+# handler parses its own options and raises OptionError with its usage on a mistake.
+FEATURE_COMMANDS: dict[str, str] = {}
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -178,8 +184,12 @@ def parse_command(line: str, body: str | None = None) -> Command:
     if not stripped:
         return Command("help")
     name, _, rest = stripped.partition(" ")
+    if name in FEATURE_COMMANDS:
+        if body is not None and body.strip():
+            raise OptionError(f"%%stagent {name} takes no cell body; use the line form")
+        return Command(name, tuple(_split(rest)))
     if name not in COMMANDS:
-        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        close = difflib.get_close_matches(name, [*COMMANDS, *FEATURE_COMMANDS], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise OptionError(f"unknown command {name!r}{hint}")
     low, high = COMMANDS[name]

@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
+from stagent_lab.api.requests import (
+    ListInbox,
+    ListProfiles,
+    ListRuntimes,
+    MonitorSnapshot,
+    TaskCardSnapshot,
+    TaskStatus,
+)
+
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 TEXT_CAP = 4000  # characters of assistant text / tool output kept per log entry
 SUMMARY_CAP = 240
@@ -32,6 +41,11 @@ def epoch_ms(value: Any) -> float | None:
     """Store timestamps are naive UTC; the front end wants epoch milliseconds."""
     if value is None:
         return None
+    if isinstance(value, str):  # over the socket, datetimes travel as ISO text
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "to_pydatetime"):
@@ -277,144 +291,136 @@ class CardState:
                 self.info["failure_reason"] = data["reason"]
 
 
-def task_info(lab: Lab, task_id: str) -> dict[str, Any]:
-    """The card header: identity, status, timing and totals for a task (store + live state)."""
-    rows = lab.store.query_df(
-        "SELECT t.id, t.title, t.profile_id, t.runtime_id, t.model, t.status, t.turns, "
-        "t.cost_usd, t.result, t.failure_reason, t.created_at, t.started_at, t.finished_at, "
-        "t.resume_count, t.source, p.name AS project FROM tasks t "
-        "LEFT JOIN projects p ON p.id = t.project_id WHERE t.id = ?",
-        [task_id],
-    )
-    if rows.empty:
-        raise KeyError(f"no task with id {task_id!r}")
-    row = {k: _plain(v) for k, v in rows.iloc[0].to_dict().items()}
-    info = {
-        "id": task_id,
-        "title": row["title"],
-        "profile": row["profile_id"],
-        "runtime": row["runtime_id"],
-        "model": row["model"],
-        "project": row["project"],
-        "status": row["status"],
-        "turns": int(row["turns"] or 0),
-        "cost_usd": float(row["cost_usd"] or 0.0),
-        "result": _cap(row["result"], 20_000) if row["result"] else None,
-        "failure_reason": row["failure_reason"],
-        "created_ms": epoch_ms(rows.iloc[0]["created_at"]),
-        "started_ms": epoch_ms(rows.iloc[0]["started_at"]),
-        "finished_ms": epoch_ms(rows.iloc[0]["finished_at"]),
-        "resume_count": int(row["resume_count"] or 0),
-        "source": row["source"],
+def _header(info: dict[str, Any]) -> dict[str, Any]:
+    """A card header from a task row or snapshot (times as epoch ms, texts capped)."""
+    row = {k: _plain(v) for k, v in info.items()}
+    return {
+        "id": row["id"],
+        "title": row.get("title"),
+        "profile": row.get("profile") or row.get("profile_id"),
+        "runtime": row.get("runtime") or row.get("runtime_id"),
+        "model": row.get("model"),
+        "project": row.get("project"),
+        "status": row.get("status"),
+        "turns": int(row.get("turns") or 0),
+        "max_turns": row.get("max_turns"),
+        "cost_usd": float(row.get("cost_usd") or 0.0),
+        "max_budget_usd": row.get("max_budget_usd"),
+        "result": _cap(row["result"], 20_000) if row.get("result") else None,
+        "failure_reason": row.get("failure_reason"),
+        "created_ms": epoch_ms(info.get("created_at")),
+        "started_ms": epoch_ms(info.get("started_at")),
+        "finished_ms": epoch_ms(info.get("finished_at")),
+        "resume_count": int(row.get("resume_count") or 0),
+        "source": row.get("source"),
     }
-    return refresh_live(lab, info)
+
+
+def card_snapshot(lab: Lab, task_id: str, rows: int = 500) -> dict[str, Any]:
+    """A card's first state from the workspace: header, last events, tokens, pending items."""
+    snap = lab.call(TaskCardSnapshot(task_id=task_id, rows=rows))
+    return {
+        "info": _header(snap["info"]),
+        "events": snap["events"],
+        "dropped": int(snap["dropped"]),
+        "tokens": snap["tokens"],
+        "pending": [_item(i) for i in snap["pending"]],
+    }
+
+
+def task_info(lab: Lab, task_id: str) -> dict[str, Any]:
+    """The card header: identity, status, timing and totals (the store, overlaid with what the
+    engine knows right now)."""
+    return card_snapshot(lab, task_id, rows=1)["info"]
 
 
 def refresh_live(lab: Lab, info: dict[str, Any]) -> dict[str, Any]:
-    """Overlay what the engine knows right now (it is ahead of the store by up to ~100 ms).
-
-    Text goes through the engine's redactor, as it does on its way into the store.
-    """
-    st = lab.engine.tasks.get(info["id"])
-    if st is None:
+    """Overlay where the task is now (the engine is ahead of the store by up to ~100 ms)."""
+    try:
+        view = lab.call(TaskStatus(task_id=info["id"]))
+    except KeyError:
         return info
     out = dict(info)
     out.update(
-        status=str(st.status),
-        turns=st.turns,
-        cost_usd=float(st.cost_usd),
-        result=_cap(lab.engine.redact(st.result), 20_000) if st.result else None,
-        failure_reason=st.failure_reason,
-        resume_count=st.resume_count,
+        status=view.status,
+        turns=view.turns,
+        cost_usd=float(view.cost_usd),
+        result=_cap(view.result, 20_000) if view.result else None,
+        failure_reason=view.failure_reason,
+        resume_count=view.resume_count,
     )
+    if view.max_turns is not None:
+        out["max_turns"] = view.max_turns
+    if view.max_budget_usd is not None:
+        out["max_budget_usd"] = view.max_budget_usd
     return out
 
 
-def live_info(lab: Lab, task_id: str) -> dict[str, Any] | None:
-    """The card header from the engine's memory alone (no store read), or None if the task
-    is not running in this process. Times come from the task's events; the project name
-    arrives with the first refresh from the store."""
-    st = lab.engine.tasks.get(task_id)
-    if st is None:
-        return None
+def live_info(lab: Lab, view: Any) -> dict[str, Any]:
+    """The card header from a task view alone (no store read); the project name and times
+    arrive with the first refresh from the store."""
     info = {
-        "id": task_id,
-        "title": lab.engine.redact(st.title),
-        "profile": st.profile_id,
-        "runtime": st.runtime_id,
-        "model": st.model,
+        "id": view.id,
+        "title": view.title,
+        "profile": view.profile_id,
+        "runtime": view.runtime_id,
+        "model": view.model,
         "project": None,
+        "status": view.status,
+        "turns": view.turns,
+        "max_turns": view.max_turns,
+        "cost_usd": float(view.cost_usd),
+        "max_budget_usd": view.max_budget_usd,
+        "result": None,
+        "failure_reason": view.failure_reason,
         "created_ms": None,
         "started_ms": None,
         "finished_ms": None,
-        "source": st.source,
+        "resume_count": view.resume_count,
+        "source": view.source,
     }
-    return refresh_live(lab, info)
+    return info
 
 
-def token_totals(lab: Lab, task_id: str) -> dict[str, int]:
-    rows = lab.store.query_rows(
-        "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) "
-        "FROM usage_ledger WHERE task_id = ?",
-        [task_id],
-    )
-    return {"input": int(rows[0][0]), "output": int(rows[0][1])}
-
-
-def _item(row: dict[str, Any]) -> dict[str, Any]:
-    raw = row.get("tool_input")
+def _item(row: Any) -> dict[str, Any]:
+    data = row.model_dump() if hasattr(row, "model_dump") else dict(row)
+    raw = data.get("tool_input")
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except ValueError:
             pass
     return {
-        "id": row["id"],
-        "task": row.get("task_id"),
-        "title": _plain(row.get("title")),
-        "profile": _plain(row.get("profile_id")),
-        "kind": row.get("kind"),
-        "tool": _plain(row.get("tool_name")),
+        "id": data["id"],
+        "task": data.get("task_id"),
+        "title": _plain(data.get("title")),
+        "profile": _plain(data.get("profile_id")),
+        "kind": data.get("kind"),
+        "tool": _plain(data.get("tool_name")),
         "input": _pretty(raw) if raw is not None else "",
-        "question": _plain(row.get("question")),
-        "rule": _plain(row.get("suggested_rule")),
-        "created_ms": epoch_ms(row.get("created_at")),
+        "question": _plain(data.get("question")),
+        "body": _plain(data.get("body")),
+        "rule": _plain(data.get("suggested_rule")),
+        "created_ms": epoch_ms(data.get("created_at")),
     }
-
-
-_ITEM_SQL = (
-    "SELECT i.id, i.task_id, t.title, t.profile_id, i.kind, i.tool_name, i.tool_input, "
-    "i.question, i.suggested_rule, i.status, i.decision, i.response, i.decided_by, "
-    "i.created_at, i.decided_at FROM inbox_items i LEFT JOIN tasks t ON t.id = i.task_id "
-)
 
 
 def pending_items(lab: Lab, task_id: str | None = None) -> list[dict[str, Any]]:
     """Pending inbox items (of one task, or all), oldest first."""
-    where, params = "WHERE i.status = 'pending'", []
-    if task_id is not None:
-        where += " AND i.task_id = ?"
-        params.append(task_id)
-    df = lab.store.query_df(_ITEM_SQL + where + " ORDER BY i.created_at", params)
-    return [_item(r) for r in df.to_dict("records")]
+    return [_item(i) for i in lab.call(ListInbox(status="pending", task_id=task_id))]
 
 
 def recent_decisions(lab: Lab, limit: int = 15) -> list[dict[str, Any]]:
     """The latest decided or expired items, newest first, with who decided and when."""
-    df = lab.store.query_df(
-        _ITEM_SQL + "WHERE i.status <> 'pending' ORDER BY coalesce(i.decided_at, i.created_at) "
-        "DESC LIMIT ?",
-        [limit],
-    )
     out = []
-    for r in df.to_dict("records"):
-        item = _item(r)
+    for i in lab.call(ListInbox(status="done", limit=limit, newest_first=True)):
+        item = _item(i)
         item.update(
-            status=r["status"],
-            decision=_plain(r.get("decision")),
-            response=_plain(r.get("response")),
-            decided_by=_plain(r.get("decided_by")),
-            decided_ms=epoch_ms(r.get("decided_at")),
+            status=i.status,
+            decision=i.decision,
+            response=i.response,
+            decided_by=i.decided_by,
+            decided_ms=epoch_ms(i.decided_at),
         )
         out.append(item)
     return out
@@ -429,82 +435,45 @@ def _local_midnight_utc() -> datetime:
     return local.astimezone(UTC).replace(tzinfo=None)
 
 
-def monitor_stats(lab: Lab) -> dict[str, Any]:
-    """Headline numbers: active agents, success rate, tasks and cost today, pending approvals."""
-    since = _local_midnight_utc()
-    counts = dict(lab.store.query_rows("SELECT status, count(*) FROM tasks GROUP BY status"))
-    today = lab.store.query_rows(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'completed'), "
-        "count(*) FILTER (WHERE status = 'failed') FROM tasks WHERE created_at >= ?",
-        [since],
-    )[0]
-    cost_today = lab.store.query_rows(
-        "SELECT coalesce(sum(cost_usd), 0) FROM usage_ledger WHERE started_at >= ?", [since]
-    )[0][0]
-    pending = lab.store.query_rows("SELECT count(*) FROM inbox_items WHERE status = 'pending'")
-    completed, failed = counts.get("completed", 0), counts.get("failed", 0)
-    finished = completed + failed
-    return {
-        "active": sum(counts.get(s, 0) for s in ACTIVE),
-        "running": counts.get("running", 0),
-        "waiting": counts.get("waiting", 0),
-        "queued": counts.get("queued", 0),
-        "completed": completed,
-        "failed": failed,
-        "success_rate": (completed / finished) if finished else None,
-        "tasks_today": int(today[0]),
-        "completed_today": int(today[1]),
-        "failed_today": int(today[2]),
-        "cost_today": float(cost_today or 0.0),
-        "pending_inbox": int(pending[0][0]),
-    }
-
-
-def active_agents(lab: Lab) -> list[dict[str, Any]]:
-    df = lab.store.query_df(
-        "SELECT id, title, profile_id, runtime_id, status, turns, cost_usd, started_at, "
-        "created_at FROM tasks WHERE status IN ('queued', 'running', 'waiting') "
-        "ORDER BY created_at"
-    )
-    out = []
-    for r in df.to_dict("records"):
-        info = refresh_live(
-            lab,
-            {
-                "id": r["id"],
-                "status": r["status"],
-                "turns": r["turns"],
-                "cost_usd": r["cost_usd"],
-                "result": None,
-                "failure_reason": None,
-                "resume_count": 0,
-            },
-        )
-        out.append(
+def monitor_snapshot(lab: Lab, recent: int = 200) -> dict[str, Any]:
+    """Headline numbers, active agents and recent events for the monitor."""
+    snap = lab.call(MonitorSnapshot(recent=recent, since_local_midnight=_local_midnight_utc()))
+    agents = []
+    for r in snap["active"]:
+        agents.append(
             {
                 "id": r["id"],
                 "title": r["title"],
-                "profile": r["profile_id"],
-                "runtime": r["runtime_id"],
-                "status": info["status"],
-                "turns": int(info["turns"] or 0),
-                "cost_usd": float(info["cost_usd"] or 0.0),
+                "profile": r["profile"],
+                "runtime": r["runtime"],
+                "status": r["status"],
+                "turns": int(r["turns"] or 0),
+                "max_turns": r.get("max_turns"),
+                "cost_usd": float(r["cost_usd"] or 0.0),
+                "max_budget_usd": r.get("max_budget_usd"),
                 "started_ms": epoch_ms(r["started_at"]) or epoch_ms(r["created_at"]),
             }
         )
-    return out
+    entries = (log_entry(r) for r in snap["recent"])
+    return {
+        "stats": snap["stats"],
+        "agents": agents,
+        "recent": [e for e in entries if e is not None],
+    }
+
+
+def monitor_stats(lab: Lab) -> dict[str, Any]:
+    """Headline numbers: active agents, success rate, tasks and cost today, pending approvals."""
+    return monitor_snapshot(lab, recent=0)["stats"]
+
+
+def active_agents(lab: Lab) -> list[dict[str, Any]]:
+    return monitor_snapshot(lab, recent=0)["agents"]
 
 
 def recent_log(lab: Lab, limit: int = 200) -> list[dict[str, Any]]:
     """The latest logged events across tasks, oldest first (the monitor's starting view)."""
-    df = lab.store.query_df(
-        "SELECT * FROM (SELECT l.id, l.task_id, l.seq, l.ts, l.event, l.tool_name, l.payload, "
-        "t.profile_id FROM agent_logs l LEFT JOIN tasks t ON t.id = l.task_id "
-        "ORDER BY l.id DESC LIMIT ?) ORDER BY id",
-        [limit],
-    )
-    entries = (log_entry(r) for r in df.to_dict("records"))
-    return [e for e in entries if e is not None]
+    return monitor_snapshot(lab, recent=limit)["recent"]
 
 
 # ---- profiles -----------------------------------------------------------------------------
@@ -512,17 +481,13 @@ def recent_log(lab: Lab, limit: int = 200) -> list[dict[str, Any]]:
 
 def profile_cards(lab: Lab) -> list[dict[str, Any]]:
     """Identity, runtime coverage, tools and policy of every loaded profile."""
-    usable: dict[str, tuple[bool, str]] = {}
-    for rid in lab.catalog.ids():
-        avail = lab.catalog.availability(rid)
-        usable[rid] = (bool(avail.usable), str(avail.reason or ""))
+    usable = {r.runtime: (bool(r.usable), str(r.reason or "")) for r in lab.call(ListRuntimes())}
     cards = []
-    for p in sorted(lab.profiles.all(), key=lambda p: p.id):
+    for p in sorted(lab.call(ListProfiles()), key=lambda p: p.id):
         runtimes = [
             *p.supported_runtimes,
             *([] if "scripted" in p.supported_runtimes else ["scripted"]),
         ]
-        policy = p.can_use_tool_policy
         cards.append(
             {
                 "id": p.id,
@@ -543,11 +508,11 @@ def profile_cards(lab: Lab) -> list[dict[str, Any]]:
                     for r in runtimes
                 ],
                 "tools": list(p.allowed_tools),
-                "auto_approve": list(policy.auto_approve),
-                "auto_deny": list(policy.auto_deny),
+                "auto_approve": list(p.auto_approve),
+                "auto_deny": list(p.auto_deny),
                 "max_turns": p.max_turns,
                 "output_format": p.output_format,
-                "tests": len(p.tests),
+                "tests": p.tests,
             }
         )
     return cards

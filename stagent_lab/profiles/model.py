@@ -169,6 +169,10 @@ class Profile(_Strict):
     allowed_tools: list[ToolName] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TOOLS))
     can_use_tool_policy: ToolPolicy = Field(default_factory=ToolPolicy)
     max_turns: int = Field(default=20, ge=1, le=500, strict=True)
+    # Wall-clock limits (seconds): one run (time waiting for a person excluded), one tool call.
+    # Unset: the workspace settings engine.task_timeout_s and tools.timeout_s apply.
+    max_run_seconds: float | None = Field(default=None, ge=1, le=7 * 86400)
+    tool_timeout_seconds: float | None = Field(default=None, ge=1, le=86400)
     output_format: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     tests: list[SmokeTest] = Field(default_factory=list)

@@ -98,6 +98,18 @@ class ProfileRegistry:
         self._overridden: dict[str, list[Path]] = {}
         self.parse_count = 0  # folders parsed since creation (observability for tests/bench)
 
+    def add_dirs(self, dirs: Sequence[Path | str]) -> None:
+        """Also load profiles from ``dirs`` (after the current ones, so they win)."""
+        builtin = builtin_profiles_dir().resolve()
+        with self._lock:
+            for d in dirs:
+                path = Path(d).expanduser()
+                if any(_same_dir(path, existing.resolve()) for existing in self.dirs):
+                    continue
+                self.dirs.append(path)
+                self._origins.append("builtin" if _same_dir(path, builtin) else "user")
+            self._signature = None
+
     # ---- refresh ----------------------------------------------------------------------
 
     def _refresh(self) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import time
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from stagent_lab.engine.engine import new_id, utcnow
+from stagent_lab.api.requests import RecordProfileTest
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    import pandas as pd
+
+    from stagent_lab.client.lab import Lab
 
 
 def missing_keywords(text: str, expected: list[str]) -> list[str]:
@@ -24,68 +22,63 @@ def run_smoke_tests(
 ) -> pd.DataFrame:
     """Run every smoke test of a profile; store and return one row per test.
 
-    Tool requests that would need a human are denied for smoke tests (they run unattended);
-    the denial is logged like any other decision.
+    Smoke tests run unattended: a tool request that would need a person is denied at once
+    (tier ``unattended``), and the denial is logged like any other decision.
     """
+    import pandas as pd
+
     profile = lab.profiles.get(profile_id)
-    if not profile.tests:
+    tests = _tests(lab, profile_id)
+    if not tests:
         raise ValueError(f"profile {profile_id} has no smoke tests (add a `tests:` list)")
     rows = []
-    for index, test in enumerate(profile.tests):
+    for index, (task, expected) in enumerate(tests):
         handle = lab.submit(
-            test.task,
-            profile=profile_id,
+            task,
+            profile=profile.id,
             runtime=runtime,
             source="profile_test",
             activity="profile_test",
-            title=f"[smoke {index + 1}] {test.task[:60]}",
+            title=f"[smoke {index + 1}] {task[:60]}",
+            unattended=True,
         )
         try:
-            _drain_inbox_until_done(lab, handle.id, timeout)
-        finally:
-            if not handle.done:  # timed out: do not leave it running
-                handle.cancel()
-        result = handle.result or ""
-        missing = missing_keywords(result, test.expected_keywords)
-        passed = handle.status == "completed" and not missing
-        row = {
-            "id": new_id(),
-            "profile_id": profile_id,
-            "runtime_id": lab.engine.tasks[handle.id].runtime_id,
-            "test_index": index,
-            "task": test.task,
-            "task_id": handle.id,
-            "expected_keywords": json.dumps(test.expected_keywords),
-            "missing_keywords": json.dumps(missing),
-            "passed": passed,
-            "created_at": utcnow(),
-        }
-        lab.engine.call(
-            lambda r=row: lab.store.con.execute(
-                "INSERT INTO profile_test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                list(r.values()),
+            handle.wait(timeout)
+        except TimeoutError:
+            handle.cancel()
+            handle.wait(30)
+        view = handle.view()
+        missing = missing_keywords(view.result or "", expected)
+        passed = view.status == "completed" and not missing
+        lab.call(
+            RecordProfileTest(
+                profile_id=profile.id,
+                runtime_id=view.runtime_id or "",
+                test_index=index,
+                task=task,
+                task_id=handle.id,
+                expected_keywords=expected,
+                missing_keywords=missing,
+                passed=passed,
             )
         )
-        rows.append({**row, "status": handle.status, "missing": missing})
+        rows.append(
+            {
+                "profile_id": profile.id,
+                "runtime_id": view.runtime_id,
+                "test_index": index,
+                "task": task,
+                "task_id": handle.id,
+                "expected_keywords": expected,
+                "missing": missing,
+                "passed": passed,
+                "status": view.status,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _drain_inbox_until_done(lab: Lab, task_id: str, timeout: float) -> None:
-    """Deny every approval the task asks for (nobody is watching) until it ends."""
-    handle = lab.task(task_id)
-    deadline = time.monotonic() + timeout
-    while not handle.done:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"smoke test task {task_id} did not finish in {timeout}s")
-        try:
-            pending = lab.wait_inbox(timeout=min(left, 0.5), task=task_id)
-        except TimeoutError:
-            continue
-        for item_id in pending["id"]:
-            lab.decide(
-                item_id,
-                "deny",
-                "Smoke tests run unattended: no human approvals.",
-                decided_by="smoke-test",
-            )
+def _tests(lab: Lab, profile_id: str) -> list[tuple[str, list[str]]]:
+    """The profile's smoke tests: (task, expected keywords)."""
+    view = lab.profiles.get(profile_id)
+    return [(t["task"], list(t["expected_keywords"])) for t in view.smoke_tests]

@@ -86,6 +86,10 @@ class RuntimeCatalog:
         self.options.setdefault(runtime_id, {}).update(options)
         self._avail.pop(runtime_id, None)
 
+    def invalidate(self) -> None:
+        """Forget cached availability (the environment changed: a key was set)."""
+        self._avail.clear()
+
     def availability(self, runtime_id: str, *, refresh: bool = False) -> Availability:
         cls = self.runtime_class(runtime_id)
         if cls is None:

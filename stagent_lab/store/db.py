@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 
 from stagent_lab.config import DB_FILENAME, LOCK_FILENAME
 from stagent_lab.errors import WorkspaceError, WorkspaceLockedError
-from stagent_lab.store.migrations import apply_migrations
+from stagent_lab.store.migrations import MigrationSet, apply_migrations
 
 
 class Store:
@@ -32,7 +33,7 @@ class Store:
     thread once it runs). Readers call ``query_df`` which opens a cursor of their own.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, migration_sets: list[MigrationSet] | None = None) -> None:
         self.home = home
         self.path = home / DB_FILENAME
         self.lock_path = home / LOCK_FILENAME
@@ -47,7 +48,13 @@ class Store:
             self._release_lock()
             raise WorkspaceError(f"cannot open {self.path}: {exc}") from exc
         self._local = threading.local()
-        self.applied_migrations = apply_migrations(self.con)
+        self._generation = 0
+        try:
+            self.applied_migrations = apply_migrations(self.con, migration_sets)
+        except BaseException:
+            self.con.close()
+            self._release_lock()
+            raise
         self.closed = False
 
     # ---- locking -------------------------------------------------------------------------
@@ -78,10 +85,25 @@ class Store:
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
         cur = getattr(self._local, "cursor", None)
-        if cur is None:
+        if cur is None or getattr(self._local, "generation", -1) != self._generation:
             cur = self.con.cursor()
             self._local.cursor = cur
+            self._local.generation = self._generation
         return cur
+
+    def query_arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        """Rows as a pyarrow Table (what the service sends over the wire)."""
+        if self.closed:
+            raise WorkspaceError("this workspace is closed")
+        return self.reader().sql(sql, params=params or None).to_arrow_table()
+
+    def reopen(self) -> duckdb.DuckDBPyConnection:
+        """Replace the writer connection (after DuckDB invalidated it); we keep the lock."""
+        with contextlib.suppress(Exception):
+            self.con.close()
+        self.con = duckdb.connect(str(self.path))
+        self._generation += 1
+        return self.con
 
     def query_df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         if self.closed:
@@ -112,7 +134,18 @@ class Store:
         self.closed = True
         with contextlib.suppress(Exception):
             self.con.execute("CHECKPOINT")
-        self.con.close()
+        # A reader on another thread may still be inside a query: stop it, then close.
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                self.con.close()
+                break
+            except duckdb.Error:
+                if time.monotonic() > deadline:
+                    raise
+                with contextlib.suppress(Exception):
+                    self.con.interrupt()
+                time.sleep(0.02)
         self._release_lock()
 
 

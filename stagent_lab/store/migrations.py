@@ -1,43 +1,113 @@
-"""Named, append-only migrations, applied in order on open.
+"""Named, append-only migrations, one set per feature, applied in order on open.
 
-Each migration is a function registered with ``@migration``; its name is recorded in
-``schema_migrations`` once applied. Never edit or reorder a released migration: add a new one.
+Each feature (core, memory, handoffs, workflows, …) owns a :class:`MigrationSet`; its steps are
+functions registered with ``@the_set`` and recorded in ``schema_migrations`` once applied, as
+``<set>.<step>`` (the core set keeps its historical bare names, so workspaces created before
+sets existed upgrade in place). Never edit or reorder a released step: add a new one. A set
+refuses a second step with the same name, and the registry refuses a second set with the same
+name, so two features cannot silently shadow each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import duckdb
 
+from stagent_lab.store.rows import first_row
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
 
 
-def migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
+class MigrationSet:
+    def __init__(self, name: str) -> None:
+        if not name or not name.replace("_", "").isalnum():
+            raise ValueError(f"migration set names are identifiers, got {name!r}")
+        self.name = name
+        self.steps: list[tuple[str, Migration]] = []
+
+    def __call__(self, fn: Migration) -> Migration:
+        step = fn.__name__
+        if any(s == step for s, _ in self.steps):
+            raise ValueError(f"migration set {self.name!r} already has a step named {step!r}")
+        self.steps.append((step, fn))
+        return fn
+
+    def qualified(self, step: str) -> str:
+        return step if self.name == "core" else f"{self.name}.{step}"
+
+    def names(self) -> list[str]:
+        return [self.qualified(s) for s, _ in self.steps]
+
+    def __repr__(self) -> str:
+        return f"<MigrationSet {self.name} ({len(self.steps)} steps)>"
+
+
+CORE = MigrationSet("core")
+_SETS: dict[str, MigrationSet] = {}
+
+
+def register_set(mset: MigrationSet) -> MigrationSet:
+    """Add a feature's set to the registry every Store applies (duplicate names refused)."""
+    current = _SETS.get(mset.name)
+    if current is not None and current is not mset:
+        raise ValueError(f"a migration set named {mset.name!r} is already registered")
+    _SETS[mset.name] = mset
+    return mset
+
+
+def registered_sets() -> list[MigrationSet]:
+    """Every registered set, core first (other features may reference core tables)."""
+    return [_SETS["core"], *(s for n, s in _SETS.items() if n != "core")]
+
+
+register_set(CORE)
 
 
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of applied migrations, in the order they ran. Read-only: creates nothing."""
+    exists = first_row(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        )
+    )
+    if not exists or not exists[0]:
+        return []
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT name FROM schema_migrations ORDER BY applied_at, name"
+        ).fetchall()
+    ]
+
+
+def all_steps(sets: Iterable[MigrationSet] | None = None) -> list[tuple[str, Migration]]:
+    return [
+        (mset.qualified(step), fn)
+        for mset in (registered_sets() if sets is None else sets)
+        for step, fn in mset.steps
+    ]
+
+
+def pending(
+    con: duckdb.DuckDBPyConnection, sets: Iterable[MigrationSet] | None = None
+) -> list[str]:
+    done = set(applied(con))
+    return [name for name, _ in all_steps(sets) if name not in done]
+
+
+def apply_migrations(
+    con: duckdb.DuckDBPyConnection, sets: Iterable[MigrationSet] | None = None
+) -> list[str]:
+    """Apply every pending step, each in its own transaction. Returns the names applied."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
     )
-    return [r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()]
-
-
-def pending(con: duckdb.DuckDBPyConnection) -> list[str]:
-    done = set(applied(con))
-    return [name for name, _ in MIGRATIONS if name not in done]
-
-
-def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply every pending migration, each in its own transaction. Returns the names applied."""
     done = set(applied(con))
     ran = []
-    for name, fn in MIGRATIONS:
+    for name, fn in all_steps(sets):
         if name in done:
             continue
         con.execute("BEGIN TRANSACTION")
@@ -55,7 +125,10 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
     return ran
 
 
-@migration
+# ---- core ---------------------------------------------------------------------------------
+
+
+@CORE
 def m001_core(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
@@ -190,46 +263,14 @@ def m001_core(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-@migration
-def m002_memory_and_handoffs(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        """
-        CREATE TABLE agent_memory (
-            id VARCHAR PRIMARY KEY,
-            profile_id VARCHAR NOT NULL,
-            project_id VARCHAR,
-            category VARCHAR NOT NULL,
-            content VARCHAR NOT NULL,
-            confidence INTEGER NOT NULL DEFAULT 700,
-            source_task_id VARCHAR,
-            tags VARCHAR,
-            last_accessed_at TIMESTAMP,
-            access_count INTEGER NOT NULL DEFAULT 0,
-            decay_rate INTEGER NOT NULL DEFAULT 10,
-            status VARCHAR NOT NULL DEFAULT 'active',
-            created_at TIMESTAMP NOT NULL,
-            updated_at TIMESTAMP NOT NULL
-        )"""
-    )
-    con.execute("CREATE INDEX agent_memory_profile ON agent_memory (profile_id, status)")
-    con.execute(
-        """
-        CREATE TABLE agent_messages (
-            id VARCHAR PRIMARY KEY,
-            from_profile_id VARCHAR NOT NULL,
-            to_profile_id VARCHAR NOT NULL,
-            source_task_id VARCHAR,
-            target_task_id VARCHAR,
-            subject VARCHAR NOT NULL,
-            body VARCHAR NOT NULL,
-            status VARCHAR NOT NULL,
-            requires_approval BOOLEAN NOT NULL DEFAULT false,
-            inbox_item_id VARCHAR,
-            parent_message_id VARCHAR,
-            chain_depth INTEGER NOT NULL DEFAULT 0,
-            reason VARCHAR,
-            expires_at TIMESTAMP,
-            created_at TIMESTAMP NOT NULL,
-            updated_at TIMESTAMP NOT NULL
-        )"""
-    )
+@CORE
+def m003_subjects_and_origins(con: duckdb.DuckDBPyConnection) -> None:
+    """Events and inbox items about things other than tasks (workflow runs, schedules,
+    budgets, channels), and where a task came from (the row that created it)."""
+    con.execute("ALTER TABLE agent_logs ADD COLUMN subject VARCHAR DEFAULT 'task'")
+    con.execute("ALTER TABLE tasks ADD COLUMN origin_id VARCHAR")
+    con.execute("ALTER TABLE tasks ADD COLUMN activity VARCHAR DEFAULT 'task_run'")
+    con.execute("ALTER TABLE tasks ADD COLUMN unattended BOOLEAN DEFAULT false")
+    con.execute("ALTER TABLE inbox_items ADD COLUMN subject VARCHAR DEFAULT 'task'")
+    con.execute("ALTER TABLE inbox_items ADD COLUMN subject_id VARCHAR")
+    con.execute("ALTER TABLE inbox_items ADD COLUMN body VARCHAR")

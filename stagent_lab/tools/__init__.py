@@ -14,6 +14,7 @@ from stagent_lab.tools.base import Tool, ToolContext, ToolResult, spec
 from stagent_lab.tools.bash import BashTool
 from stagent_lab.tools.files import EditTool, GlobTool, GrepTool, ReadTool, WriteTool
 from stagent_lab.tools.paths import PathOutsideProject, resolve_in_project
+from stagent_lab.tools.registry import ToolRegistry
 from stagent_lab.tools.web import WebFetchTool
 
 BUILTIN_TOOLS: dict[str, Tool] = {
@@ -28,6 +29,13 @@ BUILTIN_TOOLS: dict[str, Tool] = {
         WebFetchTool(),
     )
 }
+
+
+def builtin_registry() -> ToolRegistry:
+    """A fresh registry with the built-in tools (one per workspace)."""
+    return ToolRegistry(
+        [ReadTool(), WriteTool(), EditTool(), GlobTool(), GrepTool(), BashTool(), WebFetchTool()]
+    )
 
 
 def get_tool(name: str) -> Tool | None:
@@ -77,9 +85,11 @@ __all__ = [
     "ReadTool",
     "Tool",
     "ToolContext",
+    "ToolRegistry",
     "ToolResult",
     "WebFetchTool",
     "WriteTool",
+    "builtin_registry",
     "get_tool",
     "register_tool",
     "resolve_in_project",

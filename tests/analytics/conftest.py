@@ -90,7 +90,7 @@ def fill(store: Store) -> None:
     ]
     for i, (tid, tool, behavior, tier) in enumerate(decisions, start=1):
         con.execute(
-            "INSERT INTO agent_logs VALUES (?, ?, ?, ?, 'scripted', 'tool_decision', ?, ?)",
+            "INSERT INTO agent_logs VALUES (?, ?, ?, ?, 'scripted', 'tool_decision', ?, ?, 'task')",
             [i, tid, i, D1, tool, f'{{"behavior": "{behavior}", "tier": "{tier}"}}'],
         )
 

@@ -41,12 +41,14 @@ def test_unattended_approvals_are_denied_and_missing_keywords_named(lab, profile
     try:
         df = lab.test_profile("asks")
     finally:
-        lab.catalog.options["scripted"].pop("script")
+        lab.catalog.configure("scripted", script=None)
     row = df.iloc[0]
     assert row["status"] == "completed" and not row["passed"]
     assert row["missing"] == ["zebra"]
-    decided = lab.inbox("decided")
-    assert decided[["decision", "decided_by"]].values.tolist() == [["deny", "smoke-test"]]
+    # Unattended: the request that needed a person was denied at once, with no inbox item.
+    assert lab.inbox("all").empty
+    decision = lab.logs(task=row["task_id"], event="tool_decision").iloc[0]["payload"]
+    assert (decision["behavior"], decision["tier"]) == ("deny", "unattended")
     assert json.loads(lab.sql("SELECT missing_keywords FROM profile_test_runs").iloc[0, 0]) == [
         "zebra"
     ]

@@ -7,10 +7,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from stagent_lab import HandoffError, InboxError, Lab
-from stagent_lab.engine.engine import utcnow
+from stagent_lab import HandoffError, InboxError, Lab, SettingError
+from stagent_lab.engine.clock import FakeClock
 
 
 def write_profile(root: Path, pid: str, yaml_text: str) -> None:
@@ -53,7 +54,12 @@ handoffPolicy:
 
 
 @pytest.fixture
-def hlab(tmp_path, profiles_dir):
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def hlab(tmp_path, profiles_dir, clock):
     for pid, text in (
         ("hop-a", HOP),
         ("hop-b", HOP),
@@ -63,7 +69,7 @@ def hlab(tmp_path, profiles_dir):
         ("picky", PICKY),
     ):
         write_profile(profiles_dir, pid, text.format(pid=pid))
-    lab = Lab(home=tmp_path / "ws-hand", profile_dirs=[profiles_dir])
+    lab = Lab(home=tmp_path / "ws-hand", profile_dirs=[profiles_dir], clock=clock)
     try:
         yield lab
     finally:
@@ -125,7 +131,7 @@ def test_a_b_c_a_loop_dies_at_the_depth_limit(hlab, project):
     refused = last.logs().query("event == 'handoff_refused'").iloc[0]["payload"]
     assert refused["reason"] == "chain_depth" and refused["to_profile"] == "hop-a"
     assert hlab.handoffs(task=root.id)["target_task_id"].tolist() == [ids[1]]
-    chain = hlab.engine.call(hlab.handoff_bus.chain, ids[-1])
+    chain = hlab.handoff_chain(ids[-1])
     assert [m["chain_depth"] for m in chain] == [0, 1, 2, 3, 4]
     assert chain[0]["source_task_id"] == root.id
 
@@ -183,10 +189,11 @@ def test_policy_from_settings_overrides_the_profile(hlab):
     with pytest.raises(HandoffError, match=r"setting handoffs\.policy\.hop-b") as exc:
         hlab.handoff("hop-b", "s", "b", from_profile="hop-a")
     assert exc.value.reason == "blocked"
-    hlab.set_setting("handoffs.policy.hop-b", "{not json")
-    with pytest.raises(HandoffError) as exc:
-        hlab.handoff("hop-b", "s", "b", from_profile="hop-a")
-    assert exc.value.reason == "bad_policy"
+    # A policy that does not parse is refused when it is set, naming the key.
+    with pytest.raises(SettingError, match=r"handoffs\.policy\.hop-b"):
+        hlab.set_setting("handoffs.policy.hop-b", "{not json")
+    with pytest.raises(SettingError, match="acceptFrom"):
+        hlab.set_setting("handoffs.policy.hop-b", json.dumps(["not", "a", "policy"]))
     # The profile's own policy: closed blocks hop-*; a setting can open it up.
     hlab.set_setting("handoffs.policy.closed", json.dumps({"acceptFrom": ["*"]}))
     out = hlab.handoff("closed", "s", "b", from_profile="hop-a", script=[{"say": "ok"}])
@@ -244,7 +251,7 @@ def test_denied_handoff_is_rejected_without_a_child(hlab, project):
     assert len(hlab.tasks()) == 1
 
 
-def test_stale_approvals_expire(hlab, project):
+def test_stale_approvals_expire(hlab, project, clock):
     hlab.run(
         "escalate",
         profile="hop-a",
@@ -253,8 +260,7 @@ def test_stale_approvals_expire(hlab, project):
         script=chain_script({"hop-a": "gate"}),
     )
     item = hlab.inbox().iloc[0]
-    later = utcnow() + timedelta(hours=73)
-    hlab.handoff_bus.clock = lambda: later
+    clock.advance(timedelta(hours=73))
     msg = hlab.handoffs().iloc[0]
     assert msg["status"] == "expired" and msg["reason"] == "no decision within 72 h"
     assert hlab.inbox().empty and hlab.inbox("expired")["id"].tolist() == [item["id"]]
@@ -263,11 +269,10 @@ def test_stale_approvals_expire(hlab, project):
     assert len(hlab.tasks()) == 1
 
 
-def test_expiry_is_checked_when_deciding(hlab):
+def test_expiry_is_checked_when_deciding(hlab, clock):
     out = hlab.handoff("gate", "s", "b", from_profile="hop-a")
     assert out["status"] == "pending"
-    later = utcnow() + timedelta(hours=80)
-    hlab.handoff_bus.clock = lambda: later
+    clock.advance(timedelta(hours=80))
     with pytest.raises(HandoffError, match="expired") as exc:
         hlab.decide(out["inbox_item_id"], "allow")
     assert exc.value.reason == "expired"
@@ -279,12 +284,10 @@ def test_expiry_is_checked_on_open(tmp_path, profiles_dir):
     write_profile(profiles_dir, "hop-a", HOP.format(pid="hop-a"))
     write_profile(profiles_dir, "gate", GATE.format(pid="gate"))
     home = tmp_path / "ws-reopen"
-    with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
-        lab.handoff_bus.clock = lambda: utcnow() - timedelta(hours=100)  # sent 100 h ago
+    sent = FakeClock(FakeClock().now() - timedelta(hours=100))  # sent 100 h ago
+    with Lab(home=home, profile_dirs=[profiles_dir], clock=sent) as lab:
         out = lab.handoff("gate", "s", "b", from_profile="hop-a")
-        assert lab.engine.call(
-            lambda: lab.store.con.execute("SELECT status FROM agent_messages").fetchall()
-        ) == [("pending",)]
+        assert lab.sql("SELECT status FROM agent_messages")["status"].tolist() == ["pending"]
     with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
         assert lab.sql("SELECT status FROM agent_messages")["status"].tolist() == ["expired"]
         assert lab.inbox("expired")["id"].tolist() == [out["inbox_item_id"]]
@@ -331,15 +334,15 @@ def test_handoff_tool_needs_allowed_tools(hlab, project):
     assert hlab.handoffs().empty and len(hlab.tasks()) == 1
 
 
-def test_pending_handoff_follows_an_inbox_item_expired_elsewhere(hlab):
+def test_pending_handoff_follows_an_inbox_item_expired_elsewhere(hlab, tmp_path, profiles_dir):
     # Crash recovery expires the inbox items of tasks a dead process left running; the
     # handoff that waited on such an item must not stay pending forever.
     out = hlab.handoff("gate", "s", "b", from_profile="hop-a")
-    hlab.engine.call(
-        lambda: hlab.store.con.execute(
-            "UPDATE inbox_items SET status = 'expired' WHERE id = ?", [out["inbox_item_id"]]
-        )
-    )
-    msg = hlab.handoffs().iloc[0]
+    hlab.close()
+    con = duckdb.connect(str(tmp_path / "ws-hand" / "stagent.duckdb"))
+    con.execute("UPDATE inbox_items SET status = 'expired' WHERE id = ?", [out["inbox_item_id"]])
+    con.close()
+    with Lab(home=tmp_path / "ws-hand", profile_dirs=[profiles_dir]) as again:
+        msg = again.handoffs().iloc[0]
     assert msg["status"] == "expired"
     assert msg["reason"] == "its inbox item was expired before a decision"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stagent_lab import Lab, ProfileNotFoundError
-from stagent_lab.engine.engine import utcnow
+from stagent_lab.engine.clock import utcnow
 
 
 def write_profile(root: Path, pid: str, yaml_text: str) -> None:

@@ -199,7 +199,8 @@ def test_command_errors_are_one_line(shell, capsys):
     assert capsys.readouterr().err == ("stagent: no task with id 'feedbeef' (see %stagent tasks)\n")
     assert shell.run_line_magic("stagent", "sql SELEC 1") is None
     err = capsys.readouterr().err
-    assert err.startswith("stagent: Parser Error") and "Traceback" not in err
+    assert err.startswith("stagent: SQL does not parse: Parser Error")
+    assert "Traceback" not in err
     assert shell.run_line_magic("stagent", "memory nobody") is None
     assert "unknown profile 'nobody'" in capsys.readouterr().err
     shell.run_line_magic("stagent", "")

@@ -19,6 +19,7 @@ import traitlets
 from stagent_lab.errors import ProfileNotFoundError
 from stagent_lab.notebook import MemoryBrowser, set_lab
 from stagent_lab.notebook.magics import MEMORY_USAGE
+from tests.conftest import write_profile
 
 
 def wait_until(predicate, timeout=20.0):
@@ -162,7 +163,7 @@ def test_bad_input_comes_back_as_a_message_and_changes_nothing(lab, browser):
         ),
         (
             {"type": "edit", "id": mid, "confidence": 1500},
-            "confidence must be an integer from 0 to 1000, got 1500",
+            "confidence: Input should be less than or equal to 1000 (got 1500)",
         ),
         ({"type": "edit", "id": mid}, "nothing to change"),
         ({"type": "edit", "id": "feedbeef", "content": "a b"}, "no memory with id 'feedbeef'"),
@@ -218,7 +219,7 @@ def test_filters_by_profile_category_status_and_text(lab, browser):
         browser.status = "forgotten"
 
 
-def test_row_limit_keeps_the_total_and_constructor_checks(lab):
+def test_row_limit_keeps_the_total_and_constructor_checks(lab, profiles_dir):
     for i, word in enumerate(["alpha", "bravo", "charlie"]):
         lab.memory.add("tester", f"Code word {word} means step {i}.")
     small = MemoryBrowser(lab, "tester", limit=2)
@@ -231,11 +232,9 @@ def test_row_limit_keeps_the_total_and_constructor_checks(lab):
     with pytest.raises(ValueError, match="status must be one of all, active"):
         MemoryBrowser(lab, status="forgotten")
     # A profile whose file is gone can still be browsed while it owns memories.
-    lab.engine.call(
-        lambda: lab.engine.store.con.execute(
-            "UPDATE agent_memory SET profile_id = 'retired' WHERE content LIKE '%alpha%'"
-        )
-    )
+    write_profile(profiles_dir, "retired", "id: retired\nname: Retired\n")
+    lab.memory.add("retired", "Code word alpha was retired with its profile.")
+    shutil.rmtree(profiles_dir / "retired")
     retired = MemoryBrowser(lab, "retired")
     try:
         assert [m["profile"] for m in retired.memories] == ["retired"]

@@ -7,6 +7,7 @@ import time
 from stagent_lab.notebook.live import FLUSH_INTERVAL_S, hub_for
 from stagent_lab.notebook.widgets import Monitor, TaskCard
 from stagent_lab.runtimes.base import AssistantText
+from tests.conftest import engine_of
 
 N = 10_000
 
@@ -63,15 +64,16 @@ def test_burst_of_10000_events_is_batched_into_few_updates(lab):
     assert wait_until(lambda: hub.rounds >= 1)  # the widgets' first round has run
     card_sent, monitor_sent = count_updates(card), count_updates(monitor)
     rounds_before = hub.rounds
-    st = lab.engine.tasks[handle.id]
+    engine = engine_of(lab)
+    st = engine.call(engine.task, handle.id)
 
     def burst():  # runs on the engine thread, like a runtime's event stream
         for i in range(N):
-            lab.engine.log(st, "notice", message=f"tick {i}")
-            lab.engine._handle_event(st, AssistantText(f"{i % 10}", delta=True))
+            engine.log(st, "notice", message=f"tick {i}")
+            engine.runner._handle_event(st, AssistantText(f"{i % 10}", delta=True))
 
     started = time.monotonic()
-    lab.engine.call(burst, timeout=120)
+    engine.call(burst, timeout=120)
     assert wait_until(lambda: front_end_saw(card_sent, f"tick {N - 1}"))
     assert wait_until(lambda: front_end_saw(monitor_sent, f"tick {N - 1}"))
     elapsed = time.monotonic() - started
@@ -113,9 +115,10 @@ def test_quiet_task_sends_only_small_tail_updates(lab):
     card = TaskCard(handle.id, lab)
     assert wait_until(lambda: card.pending != [])
     sent = count_updates(card)
-    st = lab.engine.tasks[handle.id]
+    engine = engine_of(lab)
+    st = engine.call(engine.task, handle.id)
     for i in range(5):
-        lab.engine.call(lambda i=i: lab.engine.log(st, "notice", message=f"slow {i}"))
+        engine.call(lambda i=i: engine.log(st, "notice", message=f"slow {i}"))
         assert wait_until(lambda i=i: len(sent) == i + 1)
         assert card.log_tail[-1]["text"] == f"slow {i}"
     # One event per round: each update carries the short tail, never the settled head.

@@ -40,7 +40,7 @@ def test_routing_falls_back_with_reasons(tmp_path, profiles_dir, project):
         opts = {"ollama": {"base_url": fake.base_url}}
         with Lab(home=tmp_path / "ws", profile_dirs=[profiles_dir], runtime_options=opts) as lab:
             h = lab.submit("x", profile="router", project=project).wait(timeout=60)
-            assert lab.engine.tasks[h.id].runtime_id == "ollama"
+            assert h.view().runtime_id == "ollama"
             assert h.result == "local answer"
             notes = [p["message"] for p in h.logs().query("event == 'notice'")["payload"]]
             assert any(n.startswith("anthropic-direct not usable: ") for n in notes)
@@ -50,7 +50,7 @@ def test_routing_falls_back_with_reasons(tmp_path, profiles_dir, project):
         runtime_options={"ollama": {"base_url": "http://127.0.0.1:9"}},
     ) as lab:
         h = lab.submit("x", profile="router", project=project)
-        assert lab.engine.tasks[h.id].runtime_id == "scripted"
+        assert h.view().runtime_id == "scripted"
         h.wait(timeout=60)
         notes = [p["message"] for p in h.logs().query("event == 'notice'")["payload"]]
         assert notes[-1] == "falling back to the offline scripted runtime"

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from stagent_lab import Lab, WorkspaceLockedError
+from stagent_lab.api.requests import Ping
 from stagent_lab.store import migrations as mig
 from stagent_lab.store.db import Store
 
@@ -39,43 +40,105 @@ def _tables(con) -> set[str]:
 def test_blank_store_gets_every_migration(tmp_path):
     store = Store(tmp_path)
     try:
-        assert store.applied_migrations == [name for name, _ in mig.MIGRATIONS]
-        assert _tables(store.con) >= CORE_TABLES
+        assert store.applied_migrations == [name for name, _ in mig.all_steps()]
+        assert "memory.m001_agent_memory" in store.applied_migrations
+        assert _tables(store.con) >= CORE_TABLES | {"agent_memory", "agent_messages"}
         assert mig.pending(store.con) == []
     finally:
         store.close()
 
 
-def test_upgrade_applies_only_new_migrations_and_keeps_data(tmp_path, monkeypatch):
+def test_upgrade_applies_only_new_migrations_and_keeps_data(tmp_path):
     store = Store(tmp_path)
     store.con.execute("INSERT INTO settings VALUES ('k', 'v')")
     store.close()
+    notes = mig.MigrationSet("notes")
 
-    def m999_add_notes(con):
+    @notes
+    def m001_add_notes(con):
         con.execute("CREATE TABLE notes (id INTEGER)")
 
-    monkeypatch.setattr(mig, "MIGRATIONS", [*mig.MIGRATIONS, ("m999_add_notes", m999_add_notes)])
-    store = Store(tmp_path)
+    store = Store(tmp_path, migration_sets=[*mig.registered_sets(), notes])
     try:
-        assert store.applied_migrations == ["m999_add_notes"]
+        assert store.applied_migrations == ["notes.m001_add_notes"]
         assert "notes" in _tables(store.con)
         assert store.query_rows("SELECT value FROM settings WHERE key='k'") == [("v",)]
     finally:
         store.close()
 
 
-def test_failed_migration_rolls_back(tmp_path, monkeypatch):
-    def m998_broken(con):
+def test_failed_migration_rolls_back(tmp_path):
+    broken = mig.MigrationSet("broken")
+
+    @broken
+    def m001_broken(con):
         con.execute("CREATE TABLE half (id INTEGER)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(mig, "MIGRATIONS", [*mig.MIGRATIONS, ("m998_broken", m998_broken)])
     with pytest.raises(RuntimeError, match="boom"):
-        Store(tmp_path)
+        Store(tmp_path, migration_sets=[*mig.registered_sets(), broken])
     con = duckdb.connect(str(tmp_path / "stagent.duckdb"))
     assert "half" not in _tables(con)
-    assert ("m998_broken",) not in con.execute("SELECT name FROM schema_migrations").fetchall()
+    names = [r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()]
+    assert "broken.m001_broken" not in names and "m001_core" in names
     con.close()
+
+
+def test_migration_names_are_unique_per_set_and_sets_unique_by_name():
+    mset = mig.MigrationSet("dupes")
+
+    @mset
+    def m001_a(con):
+        pass
+
+    def m001_a_again(con):
+        pass
+
+    m001_a_again.__name__ = "m001_a"
+    with pytest.raises(ValueError, match="already has a step named 'm001_a'"):
+        mset(m001_a_again)
+    with pytest.raises(ValueError, match="already registered"):
+        mig.register_set(mig.MigrationSet("memory"))
+
+
+def test_applied_is_read_only(tmp_path):
+    con = duckdb.connect(str(tmp_path / "blank.duckdb"))
+    assert mig.applied(con) == []
+    assert "schema_migrations" not in _tables(con)  # reading created nothing
+    con.close()
+
+
+def test_workspace_from_before_feature_sets_upgrades_in_place(tmp_path):
+    # An old workspace recorded core m001 and m002 (which made the memory and handoff
+    # tables); opening it runs only the new steps and keeps every row.
+    con = duckdb.connect(str(tmp_path / "stagent.duckdb"))
+    mig.m001_core(con)
+    con.execute("CREATE TABLE schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+    con.execute(
+        "CREATE TABLE agent_memory (id VARCHAR PRIMARY KEY, profile_id VARCHAR NOT NULL, "
+        "project_id VARCHAR, category VARCHAR NOT NULL, content VARCHAR NOT NULL, "
+        "confidence INTEGER NOT NULL DEFAULT 700, source_task_id VARCHAR, tags VARCHAR, "
+        "last_accessed_at TIMESTAMP, access_count INTEGER NOT NULL DEFAULT 0, "
+        "decay_rate INTEGER NOT NULL DEFAULT 10, status VARCHAR NOT NULL DEFAULT 'active', "
+        "created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO agent_memory (id, profile_id, category, content, created_at, "
+        "updated_at) VALUES ('m1', 'general', 'fact', 'kept', now(), now())"
+    )
+    con.execute(
+        "INSERT INTO schema_migrations VALUES ('m001_core', now()), "
+        "('m002_memory_and_handoffs', now())"
+    )
+    con.close()
+    store = Store(tmp_path)
+    try:
+        assert "m001_core" not in store.applied_migrations
+        assert "m003_subjects_and_origins" in store.applied_migrations
+        assert store.query_rows("SELECT content FROM agent_memory") == [("kept",)]
+        assert "agent_messages" in _tables(store.con)
+    finally:
+        store.close()
 
 
 HOLDER = textwrap.dedent(
@@ -121,7 +184,7 @@ def test_second_process_gets_pid_error_then_orphans_reconciled_after_sigkill(
         proc.wait(10)
         proc.stdout.close()
     with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
-        assert lab.engine.reconciled == [task_id]
+        assert lab.call(Ping())["reconciled"] == [task_id]
         h = lab.task(task_id)
         assert h.status == "failed" and h.failure_reason == "engine stopped"
         last = lab.logs(task=task_id, event="status").iloc[-1]["payload"]
@@ -142,11 +205,11 @@ def test_events_are_written_in_batches_not_row_by_row(lab, project):
     h = lab.submit("chatty", profile="tester", project=project, max_turns=500, script=steps)
     h.wait(timeout=60)
     assert h.status == "completed"
-    w = lab.engine.writer
+    w = lab.call(Ping())["writer"]
     n_rows = len(h.logs()) + len(h.usage())
     assert n_rows > 800
-    assert w.rows_written >= n_rows
-    assert w.batches_written * 10 < w.rows_written  # ≥10 rows per append on average
+    assert w["rows_written"] >= n_rows
+    assert w["batches_written"] * 10 < w["rows_written"]  # ≥10 rows per append on average
 
 
 def test_secrets_never_reach_the_store(tmp_path, profiles_dir, project, monkeypatch):

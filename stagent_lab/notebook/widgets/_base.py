@@ -22,7 +22,7 @@ from stagent_lab.errors import StagentError
 from stagent_lab.notebook.live import LiveHub, hub_for
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 DECISIONS = ("allow", "always", "deny", "answer")
 

@@ -10,7 +10,7 @@ from stagent_lab.notebook import views
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 
 class Inbox(LiveWidget):
@@ -27,7 +27,6 @@ class Inbox(LiveWidget):
         self._recent_limit = recent
         self._start_live(lab)
         try:
-            lab.engine.call(lab.engine.flush)
             initial = {
                 "items": views.pending_items(lab),
                 "recent": views.recent_decisions(lab, recent),

@@ -3,7 +3,7 @@
 The table shows each memory's decayed ("effective") confidence as retrieval sees it now, not
 the stored number. Filters are synced traits (``profile``, ``category``, ``status``,
 ``search``) that the front end writes and Python code may set too; a change asks the hub for a
-refresh, so the rows are always read on the engine thread and written by the hub thread only.
+refresh, so the rows are read and written by the hub thread only.
 Edit, Reject, Delete and Add are custom messages handled with ``lab.memory`` (thread-safe: each
 call hops to the engine thread), and a refusal comes back as the action's message.
 """
@@ -15,31 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from stagent_lab.api.requests import MemoryBrowserRows
 from stagent_lab.memory.scoring import CATEGORIES, STATUSES
-from stagent_lab.memory.store import EFFECTIVE_SQL
 from stagent_lab.notebook.views import epoch_ms
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 ROW_LIMIT = 500  # rows sent to the page; the header says how many more matched
 # Events after which memories (or their access counts) may have changed.
 MEMORY_EVENTS = frozenset({"memory_written", "memory_recalled", "status"})
 STATUS_FILTERS = ("", "all", *STATUSES)  # "": everything but rejected
-
-_ROWS_SQL = f"""
-    SELECT m.id, m.profile_id, p.name AS project, m.category, m.content, m.confidence,
-           CAST(round(m.eff) AS INTEGER) AS effective, m.decay_rate, m.status, m.tags,
-           m.access_count, m.last_accessed_at, m.created_at, m.updated_at, m.source_task_id,
-           t.title AS source_title, count(*) OVER () AS total
-    FROM (SELECT *, {EFFECTIVE_SQL} AS eff FROM agent_memory) m
-    LEFT JOIN tasks t ON t.id = m.source_task_id
-    LEFT JOIN projects p ON p.id = m.project_id
-    WHERE {{where}}
-    ORDER BY m.status = 'rejected', m.profile_id, m.eff DESC, m.id
-    LIMIT $limit
-"""
 
 
 def read_memories(
@@ -51,30 +38,17 @@ def read_memories(
     search: str = "",
     limit: int = ROW_LIMIT,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The rows the browser shows and how many matched in all (engine thread: it uses the
-    Lab's clock for decay and must see the engine's latest writes)."""
-    clauses = ["true"]
-    params: dict[str, Any] = {"now": lab.memory.clock(), "limit": int(limit)}
-    if profile:
-        clauses.append("m.profile_id = $profile")
-        params["profile"] = profile
-    if category:
-        clauses.append("m.category = $category")
-        params["category"] = category
-    if status == "":
-        clauses.append("m.status <> 'rejected'")
-    elif status != "all":
-        clauses.append("m.status = $status")
-        params["status"] = status
-    if search.strip():
-        clauses.append(
-            "contains(lower(concat_ws(' ', m.content, m.tags, m.id, m.category, "
-            "m.source_task_id, t.title, p.name)), $search)"
+    """The rows the browser shows and how many matched in all (decay as of the workspace
+    clock, after the engine's latest writes)."""
+    rows = lab.call(
+        MemoryBrowserRows(
+            profile_id=profile or None,
+            category=category or None,
+            status=status or None,
+            search=search or None,
+            limit=int(limit),
         )
-        params["search"] = search.strip().lower()
-    cur = lab.store.reader().execute(_ROWS_SQL.format(where=" AND ".join(clauses)), params)
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    )
     total = int(rows[0]["total"]) if rows else 0
     return [_row(r) for r in rows], total
 
@@ -105,18 +79,14 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _memory_owners(lab: Lab) -> set[str]:
-    rows = lab.store.reader().execute("SELECT DISTINCT profile_id FROM agent_memory").fetchall()
-    return {str(r[0]) for r in rows}
+    return set(lab.memory.profiles())
 
 
 def _check_profile(lab: Lab, profile_id: str) -> None:
     """A loaded profile, or one whose file is gone but whose memories remain."""
     if profile_id in lab.profiles.ids():
         return
-    rows = lab.store.query_rows(
-        "SELECT 1 FROM agent_memory WHERE profile_id = ? LIMIT 1", [profile_id]
-    )
-    if not rows:
+    if profile_id not in _memory_owners(lab):
         lab.profiles.get(profile_id)  # raises, listing the valid ids
 
 

@@ -11,7 +11,7 @@ from stagent_lab.notebook import views
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 STATS_MIN_INTERVAL_S = 1.0  # usage events alone refresh the numbers at most once a second
 _STATUS_EVENTS = frozenset({"status", "inbox"})
@@ -38,12 +38,12 @@ class Monitor(LiveWidget):
         self._last_stats = 0.0
         self._start_live(lab)
         try:
-            lab.engine.call(lab.engine.flush)
-            self._buffer.extend(views.recent_log(lab, history))
+            snap = views.monitor_snapshot(lab, history)
+            self._buffer.extend(snap["recent"])
             self._buffer.take_changes()
             initial = {
-                "stats": views.monitor_stats(lab),
-                "agents": views.active_agents(lab),
+                "stats": snap["stats"],
+                "agents": snap["agents"],
                 "log": list(self._buffer.head),  # copies: see TaskCard._snapshot
                 "log_tail": list(self._buffer.tail),
                 "dropped": self._buffer.dropped,
@@ -77,4 +77,5 @@ class Monitor(LiveWidget):
                 self.agents = agents
 
     def _read_store(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return views.monitor_stats(self.lab), views.active_agents(self.lab)
+        snap = views.monitor_snapshot(self.lab, recent=0)
+        return snap["stats"], snap["agents"]

@@ -10,7 +10,7 @@ from stagent_lab.notebook import views
 from stagent_lab.notebook.widgets._base import StagentWidget, bundle
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 
 class ProfilesView(StagentWidget):

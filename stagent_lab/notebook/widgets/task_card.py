@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from stagent_lab.engine.handle import TaskHandle
+from stagent_lab.client.handle import TaskHandle
 from stagent_lab.notebook import views
 from stagent_lab.notebook.live import hub_for
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
 if TYPE_CHECKING:
-    from stagent_lab.lab import Lab
+    from stagent_lab.client.lab import Lab
 
 SNAPSHOT_ROWS = 500
 
@@ -38,9 +38,12 @@ class TaskCard(LiveWidget):
     streaming = traitlets.Unicode("").tag(sync=True)
     pending = traitlets.List().tag(sync=True)
 
-    def __init__(self, task_id: str, lab: Lab | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, task_id: str, lab: Lab | None = None, *, view: Any = None, **kwargs: Any
+    ) -> None:
         lab = self._bind_lab(lab)
         self.live_task_id = task_id
+        self._view = view
         self._state = views.CardState(task_id)
         self._start_live(lab)  # subscribe first, then read: nothing falls in between
         try:
@@ -52,7 +55,7 @@ class TaskCard(LiveWidget):
         self._go_live()
 
     @classmethod
-    def for_task(cls, task_id: str, lab: Lab | None = None) -> TaskCard:
+    def for_task(cls, task_id: str, lab: Lab | None = None, view: Any = None) -> TaskCard:
         """The card of a task: one widget model per task per kernel, shared by every view."""
         if lab is None:
             from stagent_lab.notebook import get_lab
@@ -61,7 +64,7 @@ class TaskCard(LiveWidget):
         hub = hub_for(lab)
         card = hub.cards.get(task_id)
         if card is None or card.comm is None:
-            card = cls(task_id, lab)
+            card = cls(task_id, lab, view=view)
             hub.cards[task_id] = card
         return card
 
@@ -69,14 +72,14 @@ class TaskCard(LiveWidget):
 
     def _snapshot(self, lab: Lab, task_id: str) -> dict[str, Any]:
         """The card's first state. A task launched since the hub started is rebuilt from the
-        hub's in-memory backlog, so a ``%%stagent`` cell reads nothing from the store and
-        never waits for the engine; anything else is read from the store. Either way the
-        hub's first round refreshes the header from the store, off the cell's thread."""
+        hub's in-memory backlog, so a ``%%stagent`` cell reads nothing from the store; anything
+        else comes from one snapshot request. Either way the hub's first round refreshes the
+        header from the store, off the cell's thread."""
         state = self._state
-        info = views.live_info(lab, task_id)
-        backlog = self._hub.backlog(task_id) if info is not None else None
-        if info is not None and backlog is not None:
-            state.info = info
+        backlog = self._hub.backlog(task_id)
+        view = self._view
+        if backlog is not None and view is not None:
+            state.info = views.live_info(lab, view)
             state.apply(backlog)
             state.info["created_ms"] = (
                 views.epoch_ms(backlog[0].get("ts")) if backlog else int(time.time() * 1000)
@@ -100,29 +103,15 @@ class TaskCard(LiveWidget):
         }
 
     def _stored_snapshot(self, lab: Lab, task_id: str) -> dict[str, Any]:
-        lab.engine.call(lab.engine.flush)
-        info = views.task_info(lab, task_id)  # KeyError for an unknown task
-        rows = lab.store.query_df(
-            "SELECT * FROM (SELECT task_id, seq, ts, event, tool_name, payload FROM agent_logs "
-            "WHERE task_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-            [task_id, SNAPSHOT_ROWS],
-        )
-        events = rows.to_dict("records")
+        snap = views.card_snapshot(lab, task_id, SNAPSHOT_ROWS)  # KeyError for an unknown task
         state = self._state
-        state.info = dict(info)
-        state.apply(events)
-        state.info = dict(info)  # the store row beats what the replay derived
-        state.tokens = views.token_totals(lab, task_id)
-        if events:
-            first = int(events[0]["seq"])
-            older = lab.store.query_rows(
-                "SELECT count(*) FROM agent_logs WHERE task_id = ? AND seq < ? "
-                "AND event NOT IN ('usage', 'assistant_delta')",
-                [task_id, first],
-            )
-            state.log.dropped += int(older[0][0])
+        state.info = dict(snap["info"])
+        state.apply(snap["events"])
+        state.info = dict(snap["info"])  # the store row beats what the replay derived
+        state.tokens = dict(snap["tokens"])
+        state.log.dropped += snap["dropped"]
         state.log.take_changes()
-        return self._initial(pending=views.pending_items(lab, task_id))
+        return self._initial(pending=snap["pending"])
 
     def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
         state = self._state

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from stagent_lab.analytics.dims import (
+from stagent_lab.store.analytics.dims import (
     TASK_DIMS,
     Reader,
     normalize_by,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from stagent_lab.analytics.dims import (
+from stagent_lab.store.analytics.dims import (
     TIME_DIMS,
     USAGE_DIMS,
     Reader,

@@ -1,0 +1,368 @@
+"""Memory as a feature of the workspace service: what a run is told, what its tool may do,
+what it leaves, and the operator's requests (``lab.memory``).
+
+Engine hooks (all on the engine loop, none blocking it on SQL):
+
+* instructions — retrieves the profile's best memories for the task on a reader cursor in a
+  worker thread and appends a "## What you remember" section within a character budget; the
+  access-count update goes into the writer's batch; logs ``memory_recalled``.
+* tool services — gives the ``Memory`` tool a service bound to the task's profile.
+* finish — queues one short ``outcome`` memory behind the task's final status, in the same
+  batch, so it can never commit before the status it describes.
+
+Settings: ``memory.enabled`` (true), ``memory.top_k`` (8), ``memory.max_chars`` (2000),
+``memory.outcomes`` (true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from stagent_lab.api import requests as rq
+from stagent_lab.config import SettingSpec
+from stagent_lab.errors import StagentError
+from stagent_lab.memory.tool import MemoryTool
+from stagent_lab.store import memory as memory_repo
+from stagent_lab.store.memory import MemoryStore, Remembered
+
+if TYPE_CHECKING:
+    from stagent_lab.engine.task import TaskState
+    from stagent_lab.service.core import WorkspaceService
+
+SECTION_TITLE = "## What you remember"
+SECTION_INTRO = (
+    "Notes kept from your earlier tasks (category, confidence out of 1000). Use them instead "
+    "of redoing work; say so when one looks out of date."
+)
+MAX_LINE_CHARS = 400
+SWEEP_EVERY = timedelta(hours=1)
+NO_MEMORY_SOURCES = frozenset({"profile_test"})
+
+
+def run_query(title: str, prompt: str) -> str:
+    """The text a run's memories are matched against: its title and the start of its prompt."""
+    return f"{title}\n{prompt[:4000]}"
+
+
+def summarize(text: str, limit: int = 200) -> str:
+    """One line from a result: the first line of prose (headings and fences skipped)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip() != "```"]
+    prose = [ln for ln in lines if not ln.startswith(("#", "```", "|", "---"))]
+    line = (prose or lines or [""])[0].lstrip("#*->• ").strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def format_line(category: str, confidence: float, content: str) -> str:
+    """One memory as one line: newlines collapsed so stored text cannot add prompt structure."""
+    text = " ".join(content.split())
+    if len(text) > MAX_LINE_CHARS:
+        text = text[: MAX_LINE_CHARS - 1] + "…"
+    return f"- [{category} {round(confidence)}] {text}"
+
+
+def build_section(memories: pd.DataFrame, max_chars: int) -> tuple[str | None, list[str]]:
+    """The instruction section from scored memories, best first, within ``max_chars``.
+
+    A memory that does not fit is skipped and smaller ones after it may still fit. Returns the
+    text (None when nothing fits) and the ids used.
+    """
+    head = f"{SECTION_TITLE}\n{SECTION_INTRO}"
+    used: list[str] = []
+    lines: list[str] = []
+    size = len(head)
+    for row in memories.itertuples():
+        line = format_line(row.category, row.effective_confidence, row.content)
+        if size + 1 + len(line) > max_chars:
+            continue
+        lines.append(line)
+        used.append(row.id)
+        size += 1 + len(line)
+    if not lines:
+        return None, []
+    return "\n".join([head, *lines]), used
+
+
+class TaskMemory:
+    """The ``Memory`` tool's view of the store: one task's profile, nothing else."""
+
+    def __init__(self, feature: MemoryFeature, st: TaskState) -> None:
+        self._feature = feature
+        self._st = st
+
+    def remember(
+        self,
+        content: Any,
+        *,
+        category: str = "fact",
+        tags: Iterable[str] | None = None,
+        confidence: int | None = None,
+    ) -> Remembered:
+        st, feature = self._st, self._feature
+        out = feature.write(
+            lambda store: store.add(
+                st.profile_id,
+                content,
+                category=category,
+                tags=tags,
+                confidence=confidence,
+                source_task_id=st.id,
+            )
+        )
+        feature.service.log_task(
+            st,
+            "memory_written",
+            tool_name="Memory",
+            memory_id=out.id,
+            action=out.action,
+            category=category,
+            confidence=out.confidence,
+            reason=out.reason,
+        )
+        return out
+
+    def recall(self, query: str, *, tags: Iterable[str] = (), k: int | None = None) -> pd.DataFrame:
+        feature, st = self._feature, self._st
+        limit = k if k is not None else feature.setting("memory.top_k")
+        now = feature.now()
+        df = feature.store(feature.service.reader()).retrieve(
+            st.profile_id, query, project_id=st.project_id, tags=tags, k=limit, now=now
+        )
+        ids = df["id"].tolist()
+        feature.defer(lambda store: store.touch(ids, now), "memory access", st.id)
+        return df
+
+
+class MemoryFeature:
+    name = "memory"
+    migrations = memory_repo.MIGRATIONS
+    settings = (
+        SettingSpec("memory.enabled", "bool", True, "feed memories into runs"),
+        SettingSpec("memory.top_k", "int", 8, "memories per run", 0, 100),
+        SettingSpec("memory.max_chars", "int", 2000, "size of the memory section", 0, 100_000),
+        SettingSpec("memory.outcomes", "bool", True, "remember each task's outcome"),
+    )
+
+    def __init__(self) -> None:
+        self.service: WorkspaceService
+        self._last_sweep: datetime | None = None
+        # What "now" is for decay; replaced by tests through lab.memory.clock (in-process).
+        self.clock: Callable[[], datetime] | None = None
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else self.service.clock.now()
+
+    def setting(self, key: str) -> Any:
+        return self.service.settings.value(key)
+
+    def store(self, con: Any) -> MemoryStore:
+        return MemoryStore(con, clock=self.now, redact=self.service.redact)
+
+    def write(self, fn: Callable[[MemoryStore], Any]) -> Any:
+        """``fn(store)`` inside the writer's transaction, after everything queued (engine
+        thread); its result is returned and its error raised."""
+        out: list[Any] = []
+
+        def run() -> Any:
+            self.service.writer_flush(lambda con: out.append(fn(self.store(con))))
+            if not out:
+                raise StagentError(
+                    "the workspace store cannot take writes right now (see the service log); "
+                    "the memory was not written"
+                )
+            return out[0]
+
+        return self.service.on_engine(run)
+
+    def defer(self, fn: Callable[[MemoryStore], Any], label: str, task_id: str | None) -> None:
+        self.service.writer_defer(lambda con: fn(self.store(con)), label, task_id)
+
+    def read(self, fn: Callable[[MemoryStore], Any]) -> Any:
+        self.service.fresh()
+        return fn(self.store(self.service.reader()))
+
+    # ---- wiring ------------------------------------------------------------------------
+
+    def attach(self, service: WorkspaceService) -> None:
+        self.service = service
+        service.tools.register(MemoryTool())
+        service.hooks.instructions.append(self.instructions)
+        service.hooks.tool_services.append(lambda st: {"memory": TaskMemory(self, st)})
+        service.hooks.finish.append(self.on_finish)
+        service.hooks.started.append(lambda: self.maybe_sweep(self.now(), now_sync=True))
+        on = service.on
+        on(rq.MemoryList)(self._list)
+        on(rq.MemoryGet)(lambda r: self.read(lambda s: s.get(r.memory_id)))
+        on(rq.MemoryRecall)(self._recall)
+        on(rq.MemoryPreview)(self._preview)
+        on(rq.MemoryAdd)(self._add)
+        on(rq.MemoryEdit)(self._edit)
+        on(rq.MemoryReject)(lambda r: self.write(lambda s: s.reject(r.memory_id)))
+        on(rq.MemoryDelete)(lambda r: self.write(lambda s: s.delete(r.memory_id)))
+        on(rq.MemoryDecay)(lambda r: self.write(lambda s: s.apply_decay()))
+        on(rq.MemoryProfiles)(
+            lambda r: self.read(lambda s: memory_repo.profiles_with_memories(s.con))
+        )
+        on(rq.MemoryBrowserRows)(self._browser_rows)
+
+    def maybe_sweep(self, now: datetime, *, now_sync: bool = False) -> None:
+        """Apply decay thresholds at most hourly (queued in the batch; at start, at once)."""
+        if self._last_sweep is not None and timedelta(0) <= now - self._last_sweep < SWEEP_EVERY:
+            return
+        self._last_sweep = now
+        if now_sync:
+            self.service.writer_flush(lambda con: self.store(con).apply_decay(now))
+        else:
+            self.defer(lambda store: store.apply_decay(now), "memory decay", None)
+
+    # ---- engine hooks ------------------------------------------------------------------
+
+    async def instructions(self, st: TaskState) -> str | None:
+        if st.source in NO_MEMORY_SOURCES or not self.setting("memory.enabled"):
+            return None
+        top_k, max_chars = self.setting("memory.top_k"), self.setting("memory.max_chars")
+        if top_k == 0 or max_chars == 0:
+            return None
+        now = self.now()
+        self.maybe_sweep(now)
+        query = run_query(st.title, st.prompt)
+
+        def retrieve() -> pd.DataFrame:  # a reader cursor, off the engine loop
+            return self.store(self.service.store.reader()).retrieve(
+                st.profile_id, query, project_id=st.project_id, k=top_k, now=now
+            )
+
+        df = await asyncio.to_thread(retrieve)
+        text, used = build_section(df, max_chars)
+        if text is None:
+            return None
+        self.defer(lambda store: store.touch(used, now), "memory access", st.id)
+        scores = dict(zip(df["id"], df["score"], strict=True))
+        self.service.log_task(
+            st,
+            "memory_recalled",
+            memory_ids=used,
+            count=len(used),
+            chars=len(text),
+            scores=[round(float(scores[i]), 4) for i in used],
+        )
+        return text
+
+    def on_finish(self, st: TaskState) -> None:
+        status = str(st.status)
+        if status not in ("completed", "failed") or st.source in NO_MEMORY_SOURCES:
+            return
+        if not (self.setting("memory.enabled") and self.setting("memory.outcomes")):
+            return
+        detail = st.result if status == "completed" else st.failure_reason
+        summary = summarize(detail or "")
+        title = " ".join(st.title.split())[:120]
+        content = f'Task "{title}" {status}' + (f": {summary}" if summary else ".")
+        now = self.now()
+        self.defer(
+            lambda store: store.record_outcome(
+                st.profile_id, st.id, content, status=status, project_id=st.project_id, now=now
+            ),
+            "outcome memory",
+            st.id,
+        )
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def _project(self, project: str | None, *, run_default: bool = False) -> str | None:
+        return self.service.project_id_of(project, run_default=run_default)
+
+    def _list(self, r: rq.MemoryList) -> Any:
+        project_id = self._project(r.project)
+        df = self.read(
+            lambda s: s.list(
+                r.profile_id, status=r.status, project_id=project_id, category=r.category
+            )
+        )
+        return _arrow(df)
+
+    def _recall(self, r: rq.MemoryRecall) -> Any:
+        self.service.profiles.get(r.profile_id)
+        project_id = self._project(r.project, run_default=True)
+        df = self.read(
+            lambda s: s.retrieve(
+                r.profile_id, r.query, project_id=project_id, tags=list(r.tags), k=r.k
+            )
+        )
+        return _arrow(df)
+
+    def _preview(self, r: rq.MemoryPreview) -> str | None:
+        self.service.profiles.get(r.profile_id)
+        project_id = self._project(r.project, run_default=True)
+        query = run_query(r.title or "", r.prompt)
+        top_k, max_chars = self.setting("memory.top_k"), self.setting("memory.max_chars")
+        if top_k == 0 or max_chars == 0:
+            return None
+        df = self.read(lambda s: s.retrieve(r.profile_id, query, project_id=project_id, k=top_k))
+        return build_section(df, max_chars)[0]
+
+    def _add(self, r: rq.MemoryAdd) -> str:
+        self.service.profiles.get(r.profile_id)  # unknown profile → ProfileNotFoundError
+        project_id = self._project(r.project)
+        out = self.write(
+            lambda s: s.add(
+                r.profile_id,
+                r.content,
+                category=r.category,
+                tags=r.tags,
+                confidence=r.confidence,
+                decay_rate=r.decay_rate,
+                project_id=project_id,
+                allow_rejected=True,
+            )
+        )
+        return out.id
+
+    def _edit(self, r: rq.MemoryEdit) -> dict[str, Any]:
+        return self.write(
+            lambda s: s.edit(
+                r.memory_id,
+                content=r.content,
+                category=r.category,
+                tags=r.tags,
+                confidence=r.confidence,
+                decay_rate=r.decay_rate,
+                status=r.status,
+            )
+        )
+
+    def _browser_rows(self, r: rq.MemoryBrowserRows) -> list[dict[str, Any]]:
+        now = self.now()
+        return self.read(
+            lambda s: memory_repo.browser_rows(
+                s.con,
+                now,
+                profile=r.profile_id,
+                category=r.category,
+                status=r.status,
+                search=r.search,
+                limit=r.limit,
+            )
+        )
+
+
+def _arrow(df: pd.DataFrame) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+__all__ = [
+    "SECTION_TITLE",
+    "MemoryFeature",
+    "TaskMemory",
+    "build_section",
+    "run_query",
+    "summarize",
+]
