@@ -460,3 +460,43 @@ def test_suggest_refuses_requests_without_a_main_value() -> None:
     for inp in ({}, {"command": ""}, {"command": 3}, {"command": "a\x00b"}):
         with pytest.raises(ValueError, match="cannot suggest"):
             suggest_rule("Bash", inp)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "node -e 'console.log(1)'",
+        "perl -e 'print 1'",
+        "ruby -e 'puts 1'",
+        "php -r 'echo 1;'",
+        "python3 -c 'print(1)'",
+        "python3.12 script.py",
+        "awk '{print $1}' data.csv",
+        "sed -n 1p data.csv",
+        "find . -name x",
+        "tar tzf a.tgz",
+        "env",
+        "make test",
+        "npm test",
+        "npx prettier --check .",
+        "pip install requests",
+        "bash script.sh",
+        "./run.sh --fast",
+        "docker run --rm alpine",
+        "git rebase main",
+    ],
+)
+def test_programs_that_run_code_get_the_exact_command(command: str) -> None:
+    rule = suggest_rule("Bash", {"command": command})
+    assert not rule.endswith(" *)"), rule
+    assert not rule_matches(rule, "Bash", {"command": command + " -e 'evil()'"})
+
+
+def test_suggestions_for_dot_git_paths_name_the_file() -> None:
+    assert (
+        suggest_rule("Write", {"file_path": ".git/hooks/pre-commit"}, working_dir="/proj")
+        == "Write(file_path:/proj/.git/hooks/pre-commit)"
+    )
+    assert suggest_rule("Edit", {"file_path": "src/a.py"}, working_dir="/proj") == (
+        "Edit(file_path:/proj/src/**)"
+    )
