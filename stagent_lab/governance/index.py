@@ -329,13 +329,15 @@ def _bucket_lookup(
 
 
 class _BashIndex:
-    """Bash command rules by the literal start of their glob (``git log`` for ``git log *``),
-    bucketed by its length; and by its first word, for lines with many command starts."""
+    """Bash command rules by the first word of their glob's literal start, then by the whole
+    literal start (``git log`` for ``git log *``) bucketed by its length. Globs whose first word
+    is cut by a wildcard (``ls*``) are bucketed by their literal start alone; globs that start
+    with a wildcard are always candidates."""
 
     def __init__(self) -> None:
-        self.buckets: dict[int, dict[str, list[CompiledRule]]] = {}
-        self.words: dict[str, list[CompiledRule]] = {}
-        self.prefixes: list[tuple[str, CompiledRule]] = []
+        self.words: dict[str, dict[int, dict[str, list[CompiledRule]]]] = {}
+        self.word_rules: dict[str, list[CompiledRule]] = {}
+        self.partial: dict[int, dict[str, list[CompiledRule]]] = {}
         self.anywhere: list[CompiledRule] = []
         self.size = 0
 
@@ -345,11 +347,20 @@ class _BashIndex:
         if not prefix:
             self.anywhere.append(rule)
             return
-        self.buckets.setdefault(len(prefix), {}).setdefault(prefix, []).append(rule)
         if " " in prefix:
-            self.words.setdefault(prefix.split(" ", 1)[0], []).append(rule)
+            word = prefix.split(" ", 1)[0]
+            buckets = self.words.setdefault(word, {})
+            self.word_rules.setdefault(word, []).append(rule)
         else:
-            self.prefixes.append((prefix, rule))
+            buckets = self.partial
+        buckets.setdefault(len(prefix), {}).setdefault(prefix, []).append(rule)
+
+    def _lookup(self, text: str, out: list[CompiledRule]) -> None:
+        buckets = self.words.get(text.split(" ", 1)[0])
+        if buckets:
+            _bucket_lookup(buckets, text, out)
+        if self.partial:
+            _bucket_lookup(self.partial, text, out)
 
     def candidates(self, req: Request, mode: Mode, out: list[CompiledRule]) -> None:
         if not self.size or req.value("command") is None:
@@ -358,28 +369,33 @@ class _BashIndex:
         if mode == "allow":
             state = req.bash_allow()
             if state.coverable:  # every command must match: the first one picks candidates
-                _bucket_lookup(self.buckets, state.texts[0], out)
+                self._lookup(state.texts[0], out)
             return
         subject = req.deny_subject()
         if subject.starts is not None:
             for start in subject.starts:
-                _bucket_lookup(self.buckets, start, out)
+                self._lookup(start, out)
             return
+        partial = [r for table in self.partial.values() for rs in table.values() for r in rs]
         if subject.coarse and self.size <= 16:
-            out.extend(r for table in self.buckets.values() for rs in table.values() for r in rs)
+            out.extend(r for rules in self.word_rules.values() for r in rules)
+            out.extend(partial)
             return
         heads = subject.heads
-        if len(self.words) <= len(heads):
-            for word, rules in self.words.items():
+        if len(self.word_rules) <= len(heads):
+            for word, rules in self.word_rules.items():
                 if word in heads:
                     out.extend(rules)
         else:
             for head in heads:
-                out.extend(self.words.get(head, ()))
+                out.extend(self.word_rules.get(head, ()))
         if subject.coarse:
-            out.extend(r for _, r in self.prefixes)
+            out.extend(partial)
         else:
-            out.extend(r for p, r in self.prefixes if any(h.startswith(p) for h in heads))
+            for rule in partial:
+                prefix = literal_prefix(rule.pattern or "")
+                if any(h.startswith(prefix) for h in heads):
+                    out.append(rule)
 
 
 class _ToolIndex:
