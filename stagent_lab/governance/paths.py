@@ -171,6 +171,20 @@ def _under(path: str, root: str) -> bool:
     return root == "/" or path == root or path.startswith(root + "/")
 
 
+def _rooted(path: str) -> bool:
+    """Does the first component of an absolute path exist at the root of the file system?
+    Every file outside the working directory is reached through one (/etc, /proc, /home);
+    an argument such as a sed address ``/^#/d`` or a URL path ``/api/v1`` is not."""
+    first = path.split("/", 2)[1] if path != "/" else ""
+    if not first:
+        return True
+    try:
+        os.lstat("/" + first)
+    except OSError:
+        return False
+    return True
+
+
 def _link_target(base: str, rel: str, raw: str) -> str | None:
     """Where ``raw`` (= ``base`` + ``rel``, lexically) really leads when a link or ``..`` is
     involved; None when it is a plain path under ``base`` (the usual case, one ``lstat`` per
@@ -197,8 +211,9 @@ def bash_argument_report(
     does it name a path with a ``.git`` component). ``base`` is absolute and normalized.
 
     Every argument counts, because which arguments a program treats as file names is not
-    known: an absolute path outside the working directory (``/proc/self/environ``), ``~``,
-    a ``..`` that climbs out (``../../etc/passwd``), or a symlink that leads out. ``/dev/null``
+    known: an absolute path outside the working directory (``/proc/self/environ``; one whose
+    first component does not exist at the root, like ``/^#/d``, is not a path), ``~``, a
+    ``..`` that climbs out (``../../etc/passwd``), or a symlink that leads out. ``/dev/null``
     and the standard streams are fine.
     """
     real_base: str | None = None
@@ -223,6 +238,8 @@ def bash_argument_report(
                     raw = base + "/" + value if base != "/" else "/" + value
                 lexical = squash_root(posixpath.normpath(raw))
                 if not _under(lexical, base):
+                    if value[0] == "/" and not _rooted(lexical):
+                        continue  # "/^#/d", "/api/v1": nothing at the root has that name
                     return f"the argument {value!r} is outside the working directory", ()
                 rel = lexical[len(base) :]
                 touches_git = touches_git or has_git_component(rel)
