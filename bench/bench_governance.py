@@ -1,12 +1,17 @@
 """governance: what the permission cascade and the inbox cost a running agent.
 
 * ``governance.cascade_p50`` / ``_p95`` — one call of ``stagent_lab.governance.cascade.evaluate``
-  with ``rules`` saved rules (a mix of Bash, Read, Edit and WebFetch rules; global, profile and
-  project scopes; allow and deny) for a mix of requests, some matched early, some late, some by
-  nothing (they would go to the inbox, the worst case: every applicable rule is tried). The
-  baseline is the same cascade with 10 rules of the same mix; ratio = ours / baseline, i.e.
-  how much 1,000 rules slow a decision down. A plain dict lookup of the tool name is given in
-  the note as the floor.
+  with 1,000 saved rules compiled into a ``RuleIndex`` (what the engine holds; a mix of Bash,
+  Read, Edit and WebFetch rules; global, profile and project scopes; allow and deny) for a mix
+  of requests, some matched early, some late, some by nothing (they would go to the inbox).
+  The baseline is the same cascade with 10 rules of the same mix; ratio = ours / baseline, i.e.
+  how much 1,000 rules slow a decision down. The note gives both p50/p95 pairs, the same
+  figures when ``rules`` is passed as a plain list, and a dict lookup of the tool name as the
+  floor.
+* ``governance.deny_400kb`` — one ``evaluate`` call (the code-reviewer's ``autoDeny`` and the
+  1,000-rule index) on a 400 KB Bash command, for the slowest of several shapes (a wrapper
+  followed by 200,000 words, 200,000 tiny commands, one long quoted word). The baseline is one
+  ``str.split()`` of the same command, a single linear pass; ratio = ours / baseline.
 * ``governance.approval_round_trip_p95`` — a task whose Bash call needs approval: time from the
   ``lab.decide(item, "allow")`` call until the engine logs the ``tool_decision`` event, i.e. the
   tool starts (the ``tool_result`` time is in the note). The baseline is the seeds' pattern, a
@@ -32,12 +37,21 @@ from bench._common import (
     pick_sizes,
     safe_ratio,
     scratch_dir,
+    time_calls,
     time_per_call,
 )
 
-QUICK = {"rules": 1000, "requests": 600, "round_trips": 20, "poll_s": 0.1}
-FULL = {"rules": 1000, "requests": 10000, "round_trips": 50, "poll_s": 0.1}
-SMOKE = {"rules": 50, "requests": 100, "round_trips": 3, "poll_s": 0.02}
+QUICK = {"rules": 1000, "requests": 600, "round_trips": 20, "poll_s": 0.1, "deny_kb": 400}
+FULL = {"rules": 1000, "requests": 10000, "round_trips": 50, "poll_s": 0.1, "deny_kb": 400}
+SMOKE = {"rules": 50, "requests": 100, "round_trips": 3, "poll_s": 0.02, "deny_kb": 40}
+REVIEWER_DENY = (
+    "Bash(command:rm *)",
+    "Bash(command:git push *)",
+    "Bash(command:git commit *)",
+    "Bash(command:git reset *)",
+    "Bash(command:git checkout *)",
+    "Bash(command:curl *)",
+)
 
 PROFILE_ID = "code-reviewer"
 PROJECT_ID = "proj-0007"
@@ -112,8 +126,9 @@ def make_requests(n: int, seed: int = 11) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _cascade_timings(
-    rules: list[Any], requests: list[tuple[str, dict[str, Any]]], working_dir: Path
+    rules: Any, requests: list[tuple[str, dict[str, Any]]], working_dir: Path
 ) -> tuple[list[float], dict[str, int]]:
+    """Per-request seconds and the decision mix; ``rules`` is a list or a ``RuleIndex``."""
     from stagent_lab.governance.cascade import evaluate
 
     def once(tool: str, tool_input: dict[str, Any]) -> Any:
@@ -140,6 +155,46 @@ def _cascade_timings(
         key = "human" if decision is None else f"{decision.behavior}:{decision.tier}"
         outcomes[key] = outcomes.get(key, 0) + 1
     return timings, outcomes
+
+
+def deny_commands(kb: int) -> dict[str, str]:
+    """Commands of about ``kb`` KB that end with an ``rm`` a deny rule must find."""
+    words = kb * 1000 // 2
+    return {
+        "wrapped words": "sudo " + "x " * words + "rm -rf /",
+        "tiny commands": "a;" * words + "rm -rf /",
+        "one long word": "echo '" + "y" * (kb * 1000) + "'; rm -rf /",
+    }
+
+
+def _deny_timings(index: Any, kb: int, repeat: int = 5) -> tuple[dict[str, float], float]:
+    """Median seconds of one evaluate() per command shape, and of str.split on the slowest."""
+    from stagent_lab.governance.cascade import evaluate
+
+    ours: dict[str, float] = {}
+    for shape, command in deny_commands(kb).items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            decision = evaluate(
+                profile_id=PROFILE_ID,
+                allowed_tools=ALLOWED,
+                auto_approve=(),
+                auto_deny=REVIEWER_DENY,
+                rules=index,
+                tool="Bash",
+                tool_input={"command": command},
+                project_id=PROJECT_ID,
+                working_dir=Path("/nonexistent-bench"),
+            )
+            times.append(time.perf_counter() - t0)
+            if decision is None or decision.behavior != "deny":
+                raise AssertionError(f"the {shape} command was not denied")
+        ours[shape] = median(times)
+    slowest = max(ours, key=ours.__getitem__)
+    command = deny_commands(kb)[slowest]
+    split = time_calls(command.split, repeat)
+    return ours, median(split)
 
 
 def _round_trips(n: int) -> tuple[list[float], list[float], int]:
@@ -225,26 +280,36 @@ def _polling_round_trips(path: Path, n: int, interval: float, seed: int = 5) -> 
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
+    from stagent_lab.governance import RuleIndex
+
     sizes = pick_sizes(quick, quick_sizes=QUICK, full_sizes=FULL, smoke_sizes=SMOKE)
     requests = make_requests(sizes["requests"])
     many = make_rules(sizes["rules"])
     few = make_rules(10)
+    many_index, few_index = RuleIndex(many), RuleIndex(few)
     with scratch_dir() as root:
-        t_many, outcomes = _cascade_timings(many, requests, root)
-        t_few, _ = _cascade_timings(few, requests, root)
+        t_many, outcomes = _cascade_timings(many_index, requests, root)
+        t_few, _ = _cascade_timings(few_index, requests, root)
+        t_list, _ = _cascade_timings(many, requests, root)
         table = {name: True for name in ALLOWED}
         lookup = time_per_call(lambda: table.get("Bash"), inner=10_000, repeat=20)
         polled = _polling_round_trips(root / "seeds.sqlite", sizes["round_trips"], sizes["poll_s"])
+    deny_ours, deny_split = _deny_timings(many_index, sizes["deny_kb"])
     starts, results, allowed = _round_trips(sizes["round_trips"])
 
     p50, p95 = median(t_many), percentile(t_many, 95)
     b50, b95 = median(t_few), percentile(t_few, 95)
+    l50, l95 = median(t_list), percentile(t_list, 95)
     mix = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
     rules_note = (
-        f"{len(many)} saved rules, {len(requests)} requests ({mix}); baseline = the same "
-        f"cascade with 10 rules: p50 {b50 * 1e6:.1f} µs, p95 {b95 * 1e6:.1f} µs; dict lookup "
-        f"of the tool name {median(lookup) * 1e9:.0f} ns; ratio = ours / baseline"
+        f"{len(many)} saved rules in a RuleIndex, {len(requests)} requests ({mix}): p50 "
+        f"{p50 * 1e6:.1f} µs, p95 {p95 * 1e6:.1f} µs; baseline = the same cascade with 10 "
+        f"rules: p50 {b50 * 1e6:.1f} µs, p95 {b95 * 1e6:.1f} µs; the {len(many)} rules passed "
+        f"as a list: p50 {l50 * 1e6:.1f} µs, p95 {l95 * 1e6:.1f} µs; dict lookup of the tool "
+        f"name {median(lookup) * 1e9:.0f} ns; ratio = ours / baseline"
     )
+    slowest = max(deny_ours, key=deny_ours.__getitem__)
+    shapes = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in deny_ours.items())
     s95, r95, poll95 = percentile(starts, 95), percentile(results, 95), percentile(polled, 95)
     return [
         metric(
@@ -275,6 +340,19 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 f"p95 {r95 * 1e3:.1f} ms (Bash 'echo'); polling waiter p50 "
                 f"{median(polled) * 1e3:.1f} ms, p95 {poll95 * 1e3:.1f} ms (the seeds poll "
                 "every 1 s: ~500 ms on average); ratio = baseline / ours"
+            ),
+        ),
+        metric(
+            "governance.deny_400kb",
+            deny_ours[slowest] * 1e3,
+            "ms",
+            baseline="one str.split of the command",
+            ratio=safe_ratio(deny_ours[slowest], deny_split),
+            note=(
+                f"evaluate() with the code-reviewer autoDeny and {len(many)} saved rules on "
+                f"{sizes['deny_kb']} KB commands, median of 5 each: {shapes}; the slowest "
+                f"({slowest}) split by str.split in {deny_split * 1e3:.2f} ms; every command "
+                "denied; ratio = ours / baseline"
             ),
         ),
     ]

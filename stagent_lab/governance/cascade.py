@@ -7,19 +7,27 @@
                                                    → deny/allow (tier ``rule``)
 5. otherwise nobody has answered: the engine puts the request in the inbox (tier ``human``).
 
-The first definitive answer wins. This module is pure: no I/O, so it is cheap to call for
-every request and easy to test.
+The first definitive answer wins. This module is pure: no I/O beyond looking at paths, so it
+is cheap to call for every request and easy to test. Profile policies are compiled and cached
+by their entries; saved rules are compiled into a :class:`RuleIndex` (pass one to skip even
+the check that a list is unchanged).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stagent_lab.governance.rules import parse_rule, rule_matches
+from stagent_lab.governance.index import Request, RuleIndex, compile_policy, compile_rules
+from stagent_lab.governance.syntax import parse_rule
 from stagent_lab.runtimes.base import PermissionDecision
+
+__all__ = ["RuleIndex", "SavedRule", "compile_rules", "evaluate", "validate_rule"]
 
 
 @dataclass(frozen=True)
@@ -40,18 +48,34 @@ class SavedRule:
         return False
 
 
-def _entry_matches(
-    entry: str, tool: str, tool_input: dict[str, Any], wd: Path | None, mode: str = "allow"
-) -> bool:
-    """A policy entry is a bare tool name or a rule such as ``Bash(command:git *)``.
+# The last list of saved rules passed to evaluate() and its index. A list is compared with a
+# private copy on every call (identity first, so about 10 ns a rule): an edited list is never
+# read through a stale index.
+_last_list: tuple[Any, list[SavedRule], RuleIndex] | None = None
+_last_lock = threading.Lock()
 
-    Allow entries must cover every command of a compound line; deny entries fire when any
-    command matches (also inside ``sudo``, ``sh -c``, ``$(…)`` …), so ``Bash(command:rm *)``
-    denies ``git status && rm -rf ~``.
-    """
-    if "(" not in entry:
-        return entry == tool
-    return rule_matches(entry, tool, tool_input, working_dir=wd, mode=mode)
+
+def _rule_index(rules: RuleIndex | Iterable[SavedRule]) -> RuleIndex:
+    global _last_list
+    if isinstance(rules, RuleIndex):
+        return rules
+    if isinstance(rules, (list, tuple)):
+        last = _last_list
+        if last is not None and last[0] is rules and rules == last[1]:
+            return last[2]
+        snapshot = list(rules)
+        index = compile_rules(snapshot)
+        if isinstance(rules, list):
+            with _last_lock:
+                _last_list = (rules, snapshot, index)
+        return index
+    return compile_rules(rules)
+
+
+@functools.lru_cache(maxsize=128)
+def _allowed(allowed_tools: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    names = frozenset(a for a in allowed_tools if "(" not in a)
+    return names, tuple(a for a in allowed_tools if "(" in a)
 
 
 def evaluate(
@@ -60,44 +84,51 @@ def evaluate(
     allowed_tools: Sequence[str] | None,
     auto_approve: Iterable[str],
     auto_deny: Iterable[str],
-    rules: Iterable[SavedRule],
+    rules: RuleIndex | Iterable[SavedRule],
     tool: str,
     tool_input: dict[str, Any],
     project_id: str | None = None,
     working_dir: Path | None = None,
 ) -> PermissionDecision | None:
-    """Return the decision of the first tier that answers, or None when a human must decide."""
-    if allowed_tools is not None and not any(
-        _entry_matches(a, tool, tool_input, working_dir) for a in allowed_tools
-    ):
-        allowed = ", ".join(allowed_tools) or "none"
-        return PermissionDecision(
-            "deny",
-            "allowed_tools",
-            f"The {tool} tool is not allowed for profile {profile_id} (allowed: {allowed}).",
-        )
-    for entry in auto_deny:
-        if _entry_matches(entry, tool, tool_input, working_dir, mode="deny"):
+    """Return the decision of the first tier that answers, or None when a human must decide.
+
+    ``rules`` is a :class:`RuleIndex` (what a long-lived caller should hold) or any iterable of
+    :class:`SavedRule`. Allow entries must cover every command of a compound line; deny entries
+    fire when any command matches (also inside ``sudo``, ``sh -c``, ``$(…)``, ``/bin/rm`` …).
+    """
+    req = Request(tool, tool_input, working_dir)
+    home = os.environ.get("HOME", "")
+    if allowed_tools is not None:
+        names, patterned = _allowed(tuple(allowed_tools))
+        if tool not in names and (
+            not patterned or not compile_policy(patterned, home).first_match(req, "allow")
+        ):
+            allowed = ", ".join(allowed_tools) or "none"
             return PermissionDecision(
                 "deny",
-                "profile_auto_deny",
-                f"Denied by profile {profile_id} policy: {entry}.",
-                rule=entry,
+                "allowed_tools",
+                f"The {tool} tool is not allowed for profile {profile_id} (allowed: {allowed}).",
             )
-    for entry in auto_approve:
-        if _entry_matches(entry, tool, tool_input, working_dir):
-            return PermissionDecision("allow", "profile_auto_approve", rule=entry)
-    applicable = [r for r in rules if r.applies(profile_id, project_id)]
-    for r in applicable:
-        if r.effect == "deny" and rule_matches(
-            r.rule, tool, tool_input, working_dir=working_dir, mode="deny"
-        ):
-            return PermissionDecision(
-                "deny", "rule", f"Denied by saved rule {r.rule} ({r.scope}).", rule=r.rule
-            )
-    for r in applicable:
-        if r.effect == "allow" and rule_matches(r.rule, tool, tool_input, working_dir=working_dir):
-            return PermissionDecision("allow", "rule", rule=r.rule)
+    denied = compile_policy(auto_deny, home).first_match(req, "deny")
+    if denied is not None:
+        return PermissionDecision(
+            "deny",
+            "profile_auto_deny",
+            f"Denied by profile {profile_id} policy: {denied.text}.",
+            rule=denied.payload,
+        )
+    approved = compile_policy(auto_approve, home).first_match(req, "allow")
+    if approved is not None:
+        return PermissionDecision("allow", "profile_auto_approve", rule=approved.payload)
+    index = _rule_index(rules)
+    saved = index.first_match(req, "deny", profile_id, project_id)
+    if saved is not None:
+        return PermissionDecision(
+            "deny", "rule", f"Denied by saved rule {saved.rule} ({saved.scope}).", rule=saved.rule
+        )
+    saved = index.first_match(req, "allow", profile_id, project_id)
+    if saved is not None:
+        return PermissionDecision("allow", "rule", rule=saved.rule)
     return None
 
 

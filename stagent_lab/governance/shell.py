@@ -10,18 +10,41 @@ It is deliberately not a full shell parser. Whatever would run code that the tex
 does not show - command substitution, process substitution, here-docs, variable expansion,
 ``sh -c``, ``eval``, ``xargs``, ``find -exec``, ``sudo`` and similar wrappers - makes the whole
 line *uncoverable*: no Bash rule glob can allow it, and the request goes to a human instead.
+So do options that make a program read, write or run files of its own choosing (see
+:mod:`stagent_lab.governance.programs`), and lines longer than :data:`MAX_COVERABLE_CHARS`.
 When the lexer is unsure, it refuses. A refusal never runs anything and never denies anything
 on its own; it only means "a saved rule cannot decide this".
+
+The lexer is linear in the length of the line: runs of ordinary characters are taken by one
+regular-expression match, and no step looks back over what it has read.
 """
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["ShellAnalysis", "SimpleCommand", "analyze_command", "command_index", "deny_texts"]
+from stagent_lab.governance import programs
+
+__all__ = [
+    "MAX_COVERABLE_CHARS",
+    "MAX_COVERABLE_WORDS",
+    "ShellAnalysis",
+    "SimpleCommand",
+    "analyze_command",
+    "command_index",
+    "deny_texts",
+]
+
+# A Bash line longer than this, or with more words and operators than MAX_COVERABLE_WORDS, is
+# never covered by an allow rule (it goes to a person), and deny rules read it with the coarse
+# linear scan of :mod:`stagent_lab.governance.deny`. Both caps bound the time the precise
+# reading may take, which is linear but costs a few microseconds per word.
+MAX_COVERABLE_CHARS = 64 * 1024
+MAX_COVERABLE_WORDS = 4096
 
 
 @dataclass(frozen=True)
@@ -41,12 +64,16 @@ class ShellAnalysis:
     """The simple commands of a line and, when no rule may cover it, the first reason why.
 
     ``commands`` is filled on a best-effort basis even for refused lines (deny rules use it);
-    only a line with ``refusal is None`` may be allowed by a rule.
+    only a line with ``refusal is None`` may be allowed by a rule. ``hidden`` holds the text
+    of command substitutions inside double quotes, which deny rules also read. An ``oversized``
+    line (over :data:`MAX_COVERABLE_CHARS` or :data:`MAX_COVERABLE_WORDS`) is not split.
     """
 
     commands: tuple[SimpleCommand, ...]
     refusal: str | None = None
     reasons: tuple[str, ...] = field(default=(), repr=False)
+    hidden: tuple[str, ...] = field(default=(), repr=False)
+    oversized: bool = field(default=False, repr=False)  # over a cap: not split at all
 
     @property
     def coverable(self) -> bool:
@@ -61,28 +88,57 @@ _SPECIAL_PARAMS = set("@*#?-$!0123456789")
 _LITERAL_AFTER_DOLLAR = set(" \t\n\r/.,:%;|&<>)}]")
 # C0 controls other than tab, newline and carriage return, plus DEL: never legitimate here.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Runs of characters with no special meaning, unquoted and inside double quotes: the lexer
+# takes them in one step, so a long argument costs one regex match, not a loop per character.
+_PLAIN = re.compile(r"[^ \t\n\r\\'\"`$#;&|()<>]+")
+_DQ_PLAIN = re.compile(r'[^"\\`$]+')
+_COMMENT = re.compile(r"[^\n\r]*")
+_ANSI_SIMPLE = {
+    "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
+    "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?",
+}  # fmt: skip
+_ANSI_NUMERIC = re.compile(r"[0-7]{1,3}|x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}")
 
 
-@dataclass
 class _Word:
-    chars: list[str] = field(default_factory=list)
-    quoted: list[bool] = field(default_factory=list)
-    started: bool = False  # '' is an (empty) word; nothing typed yet is not
+    """A word as chunks of (text, quoted), so long arguments stay one chunk."""
 
-    def add(self, ch: str, quoted: bool) -> None:
-        self.chars.append(ch)
-        self.quoted.append(quoted)
+    __slots__ = ("_value", "parts", "started")
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, bool]] = []
+        self.started = False  # '' is an (empty) word; nothing typed yet is not
+        self._value: str | None = None
+
+    def add(self, text: str, quoted: bool) -> None:
+        self.parts.append((text, quoted))
         self.started = True
+        self._value = None
 
     @property
     def value(self) -> str:
-        return "".join(self.chars)
+        if self._value is None:
+            self._value = "".join(t for t, _ in self.parts)
+        return self._value
 
     def unquoted_is(self, text: str) -> bool:
-        return self.value == text and not any(self.quoted)
+        return self.value == text and not any(q for t, q in self.parts if t)
 
     def has_unquoted(self, chars: str) -> bool:
-        return any(c in chars and not q for c, q in zip(self.chars, self.quoted, strict=True))
+        return any(not q and any(c in chars for c in t) for t, q in self.parts)
+
+    def unquoted_prefix(self) -> int:
+        """How many leading characters are unquoted."""
+        n = 0
+        for t, q in self.parts:
+            if q and t:
+                break
+            n += len(t)
+        return n
+
+    @property
+    def quoted_anywhere(self) -> bool:
+        return any(q for _, q in self.parts)
 
 
 @dataclass
@@ -106,6 +162,7 @@ class _Lexer:
 
     Lexing goes on after a refusal where it can, so deny rules still see the commands; it
     stops only where the rest of the line has no defined meaning (an unterminated quote).
+    Command substitutions inside double quotes are recorded in ``hidden`` for deny rules.
     """
 
     def __init__(self, line: str) -> None:
@@ -114,6 +171,8 @@ class _Lexer:
         self.tokens: list[_Token] = []
         self.word = _Word()
         self.reasons: list[str] = []
+        self.hidden: list[str] = []
+        self.oversized = False
 
     def refuse(self, reason: str) -> None:
         self.reasons.append(reason)
@@ -121,7 +180,7 @@ class _Lexer:
     def end_word(self) -> None:
         if self.word.started:
             self.tokens.append(self.word)
-        self.word = _Word()
+            self.word = _Word()
 
     def peek(self, k: int = 1) -> str:
         j = self.i + k
@@ -129,7 +188,18 @@ class _Lexer:
 
     def run(self) -> list[_Token]:
         s = self.s
-        while self.i < len(s):
+        n = len(s)
+        plain = _PLAIN.match
+        tokens = self.tokens
+        while self.i < n:
+            if len(tokens) > MAX_COVERABLE_WORDS:
+                self.oversized = True
+                break
+            m = plain(s, self.i)
+            if m:
+                self.word.add(m.group(), False)
+                self.i = m.end()
+                continue
             c = s[self.i]
             if c in " \t":
                 self.end_word()
@@ -153,7 +223,8 @@ class _Lexer:
                 self.tokens.append(_Op("`"))
                 self.i += 1
             elif c == "$":
-                self.dollar(quoted=False)
+                if not self.dollar(quoted=False):
+                    break
             elif c == "#" and not self.word.started:
                 self.comment()
             elif c in ";&|()":
@@ -185,17 +256,19 @@ class _Lexer:
         if end < 0:
             self.refuse("unterminated single quote")
             return False
-        self.word.started = True
-        for ch in self.s[self.i + 1 : end]:
-            self.word.add(ch, True)
+        self.word.add(self.s[self.i + 1 : end], True)
         self.i = end + 1
         return True
 
     def double_quoted(self) -> bool:
         s = self.s
-        self.word.started = True
+        self.word.add("", True)
         self.i += 1
         while True:
+            m = _DQ_PLAIN.match(s, self.i)
+            if m:
+                self.word.add(m.group(), True)
+                self.i = m.end()
             if self.i >= len(s):
                 self.refuse("unterminated double quote")
                 return False
@@ -215,15 +288,26 @@ class _Lexer:
                     self.i += 1
             elif c == "`":
                 self.refuse("backtick command substitution runs a command the rule cannot see")
+                end = s.find("`", self.i + 1)
+                if end > 0:
+                    self.hidden.append(s[self.i + 1 : end])
                 self.word.add(c, True)
                 self.i += 1
-            elif c == "$":
+            else:  # '$'
                 self.dollar(quoted=True)
-            else:
-                self.word.add(c, True)
-                self.i += 1
 
-    def dollar(self, *, quoted: bool) -> None:
+    def _hidden_substitution(self, start: int) -> None:
+        """Record the text of ``$(...)`` starting at ``start`` (just after the '(')."""
+        depth, j, s = 1, start, self.s
+        while j < len(s) and depth:
+            if s[j] == "(":
+                depth += 1
+            elif s[j] == ")":
+                depth -= 1
+            j += 1
+        self.hidden.append(s[start : j - 1 if not depth else j])
+
+    def dollar(self, *, quoted: bool) -> bool:
         nxt = self.peek()
         if nxt == "(":
             if self.peek(2) == "(":
@@ -233,7 +317,8 @@ class _Lexer:
             if not quoted:  # let "(" open a group so deny rules see the inner command
                 self.word.add("$", False)
                 self.i += 1
-                return
+                return True
+            self._hidden_substitution(self.i + 2)
         elif nxt == "{":
             self.refuse("parameter expansion ${...}: its value is unknown when the rule is checked")
         elif nxt and (_NAME_START.match(nxt) or nxt in _SPECIAL_PARAMS):
@@ -241,18 +326,54 @@ class _Lexer:
             self.refuse(f"variable expansion ${name}: its value is unknown to the rule")
         elif not quoted and nxt == "'":
             self.refuse("ANSI-C quoting $'...' is not interpreted by the rule matcher")
+            return self.ansi_c_quoted()
         elif not quoted and nxt == '"':
             self.refuse('locale quoting $"..." is not interpreted by the rule matcher')
+            self.i += 1
+            return self.double_quoted()
         elif nxt and nxt not in _LITERAL_AFTER_DOLLAR and not (quoted and nxt == '"'):
             # $[...] (old arithmetic), zsh's $=x $~x $^x $+x, and anything unfamiliar.
             self.refuse(f"'${nxt}' may be an expansion; only a bare '$' is taken literally")
         self.word.add("$", quoted)
         self.i += 1
+        return True
+
+    def ansi_c_quoted(self) -> bool:
+        """Decode ``$'...'`` so deny rules see ``$'rm'`` as ``rm`` (allow rules refuse it)."""
+        s, j = self.s, self.i + 2
+        out: list[str] = []
+        while j < len(s):
+            c = s[j]
+            if c == "'":
+                self.word.add("".join(out), True)
+                self.i = j + 1
+                return True
+            if c == "\\" and j + 1 < len(s):
+                nxt = s[j + 1]
+                if nxt in _ANSI_SIMPLE:
+                    out.append(_ANSI_SIMPLE[nxt])
+                    j += 2
+                    continue
+                if nxt == "c" and j + 2 < len(s):
+                    out.append(chr(ord(s[j + 2]) & 0x1F))
+                    j += 3
+                    continue
+                m = _ANSI_NUMERIC.match(s, j + 1)
+                if m:
+                    digits = m.group()
+                    base = 8 if digits[0].isdigit() else 16
+                    code = int(digits if base == 8 else digits[1:], base)
+                    out.append(chr(code) if code < 0x110000 else "?")
+                    j = m.end()
+                    continue
+            out.append(c)
+            j += 1
+        self.refuse("unterminated $'...' quote")
+        return False
 
     def comment(self) -> None:
         # A comment runs to the end of the line; stopping at \r too only makes us check more.
-        while self.i < len(self.s) and self.s[self.i] not in "\n\r":
-            self.i += 1
+        self.i = _COMMENT.match(self.s, self.i).end()
 
     # -- operators and redirections ----------------------------------------------------------
 
@@ -285,7 +406,7 @@ class _Lexer:
     def redirection(self) -> None:
         s = self.s
         w = self.word
-        if w.started and not any(w.quoted) and _FD.fullmatch(w.value):
+        if w.started and not w.quoted_anywhere and _FD.fullmatch(w.value):
             self.word = _Word()  # "2>file": the digits name a file descriptor, not a word
         elif w.started and re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}", w.value):
             self.refuse("named file descriptors {var}>... are not supported by rules")
@@ -417,26 +538,6 @@ def _check_redirection(op: str, target: str, refuse: Callable[[str], None]) -> N
 
 # ---- command-level checks ------------------------------------------------------------------
 
-# Shells, also with a version suffix (bash5, ksh93, zsh-5.9).
-_SHELL_NAME = re.compile(
-    r"(?:sh|bash|zsh|dash|ksh|mksh|ash|fish|csh|tcsh|yash|posh|rbash|pwsh|busybox|elvish|nu|xonsh)"
-    r"(?:[0-9][0-9.-]*|-[0-9][0-9.-]*)?"
-)
-
-
-def _is_shell(base: str) -> bool:
-    return bool(_SHELL_NAME.fullmatch(base))
-
-
-# Commands that run another command (or text as code) given in their arguments.
-_RUNNERS = {
-    "eval", "exec", "source", ".", "xargs", "nohup", "sudo", "doas", "su", "runuser",
-    "pkexec", "timeout", "nice", "ionice", "command", "builtin", "time", "watch", "script",
-    "setsid", "stdbuf", "unbuffer", "taskset", "chrt", "chroot", "nsenter", "unshare",
-    "flock", "parallel", "strace", "ltrace", "trap", "fc", "enable", "hash", "alias",
-    "coproc", "let", "firejail", "numactl", "caffeinate", "entr", "xvfb-run",
-    "dbus-run-session", "catchsegv",
-}  # fmt: skip
 _KEYWORDS = {
     "if", "then", "else", "elif", "fi", "while", "until", "for", "do", "done", "case",
     "esac", "select", "function", "!", "[[", "]]", "{", "}",
@@ -446,13 +547,17 @@ _SUBSCRIPT_EVALUATORS = {
     "printf", "read", "unset", "declare", "typeset", "local", "readonly", "export", "mapfile",
     "readarray", "test", "[", "wait", "getopts",
 }  # fmt: skip
+# Builtins that change the directory later commands run in, to one the rule cannot see.
+_DIRECTORY_CHANGERS = {"cd", "pushd", "popd"}
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _GLOB_CHARS = "*?["
 
 
 def _is_assignment(word: _Word) -> bool:
+    if "=" not in word.value:
+        return False
     m = _ASSIGNMENT.match(word.value)
-    return bool(m) and not any(word.quoted[: m.end()])
+    return bool(m) and word.unquoted_prefix() >= m.end()
 
 
 def command_index(words: list[str] | tuple[str, ...]) -> int:
@@ -477,68 +582,27 @@ def _check_command(words: list[_Word], refuse: Callable[[str], None]) -> None:
         refuse("the command name contains whitespace or is empty")
     elif name in _KEYWORDS:
         refuse(f"shell keyword {name!r}: compound commands are not matched by rules")
-    elif _is_shell(base):
+    elif programs.is_shell(base):
         refuse(f"{base!r} runs a shell whose commands the rule cannot see")
-    elif base in _RUNNERS:
+    elif base in programs.RUNNERS:
         refuse(f"{base!r} runs another command or code given as text")
     elif base == "env" and any(not _ASSIGNMENT.match(a) for a in args):
         refuse("'env' with a command or options runs another command")
     elif base in _SUBSCRIPT_EVALUATORS and any(("$" in a or "`" in a) for a in args):
         refuse(f"{base!r} may evaluate '$' or '`' inside an argument")
-    elif base == "find" and any(a in ("-exec", "-execdir", "-ok", "-okdir") for a in args):
-        refuse("'find -exec/-execdir/-ok' runs another command")
-    elif base == "fd" and any(
-        a in ("-x", "-X", "--exec", "--exec-batch") or a.startswith("--exec") for a in args
+    elif base in _DIRECTORY_CHANGERS and (
+        base == "popd" or not [a for a in args if not a.startswith("-")] or "-" in args
     ):
-        refuse("'fd --exec' runs another command")
-    elif base in ("rg", "ripgrep") and any(a.startswith("--pre") for a in args):
-        refuse("'rg --pre' runs another command")
-    elif base == "git":
-        reason = _git_reason(words[k + 1 :])
+        refuse(f"{base!r} changes to a directory the rule cannot see (home, or a previous one)")
+    else:
+        reason = programs.refusal(name, args)
         if reason:
             refuse(reason)
 
 
-_GIT_OPTS_WITH_ARG = {"-C", "--git-dir", "--work-tree", "--namespace", "--super-prefix"}
-_GIT_EXEC_OPTS = ("--upload-pack", "--receive-pack", "--exec", "--extcmd")
-_GIT_CONFIG_READS = {"--get", "--get-all", "--get-regexp", "--list", "-l", "get", "list"}
-
-
-def _short_flag(arg: str, letter: str) -> bool:
-    """True for ``-x`` and bundles such as ``-ix`` (git lets short flags share one dash)."""
-    return arg.startswith("-") and not arg.startswith("--") and letter in arg[1:]
-
-
-def _git_reason(args: list[_Word]) -> str | None:
-    """Git options that make ``git *`` run arbitrary programs (config, aliases, pagers)."""
-    j = 0
-    while j < len(args) and args[j].value.startswith("-"):
-        a = args[j]
-        if a.has_unquoted(_GLOB_CHARS + "{}"):
-            return "git global option with a wildcard"
-        v = a.value
-        if v.startswith("-c") or v.startswith("--config-env") or v.startswith("--exec-path"):
-            return f"'git {v.split('=')[0]}' can change which programs git runs"
-        j += 2 if v in _GIT_OPTS_WITH_ARG else 1
-    if j >= len(args):
-        return None
-    sub = args[j].value
-    rest = [a.value for a in args[j + 1 :]]
-    if any(r.startswith(_GIT_EXEC_OPTS) for r in rest):
-        return f"'git {sub}' with an option that runs a program"
-    if sub == "config" and not any(r in _GIT_CONFIG_READS for r in rest):
-        return "'git config' that writes settings (aliases, pagers, hooks) can run programs"
-    if sub in ("filter-branch", "filter-repo"):
-        return f"'git {sub}' runs commands given as text"
-    if sub == "rebase" and any(_short_flag(r, "x") for r in rest):
-        return "'git rebase -x' runs a command"
-    if (sub == "bisect" and rest[:1] == ["run"]) or (sub == "submodule" and "foreach" in rest):
-        return f"'git {sub} {rest[0] if sub == 'bisect' else 'foreach'}' runs a command"
-    if sub in ("difftool", "mergetool") and any(_short_flag(r, "x") for r in rest):
-        return f"'git {sub} -x' runs a command"
-    if sub == "clone" and any(_short_flag(r, "u") for r in rest):
-        return "'git clone -u' runs an upload-pack program"
-    return None
+def _oversized(what: str) -> ShellAnalysis:
+    reason = f"the line has more than {what}; no rule may allow it"
+    return ShellAnalysis((), reason, (reason,), oversized=True)
 
 
 def analyze_command(line: str) -> ShellAnalysis:
@@ -548,12 +612,19 @@ def analyze_command(line: str) -> ShellAnalysis:
     'rm -rf ~'
     >>> analyze_command("echo $(id)").coverable
     False
+
+    A line over the caps (:data:`MAX_COVERABLE_CHARS`, :data:`MAX_COVERABLE_WORDS`) is not
+    split at all: its analysis has no commands and says why.
     """
+    if len(line) > MAX_COVERABLE_CHARS:
+        return _oversized(f"{MAX_COVERABLE_CHARS} characters")
     reasons: list[str] = []
     if _CONTROL.search(line):
         reasons.append("the line contains a control character (NUL, escape, ...)")
     lexer = _Lexer(line)
     tokens = lexer.run()
+    if lexer.oversized:
+        return _oversized(f"{MAX_COVERABLE_WORDS} words and operators")
     reasons.extend(lexer.reasons)
     raw = _parse(tokens, reasons.append)
     for words in raw:
@@ -564,47 +635,23 @@ def analyze_command(line: str) -> ShellAnalysis:
     commands = tuple(SimpleCommand(tuple(w.value for w in words)) for words in raw)
     if not commands:
         reasons.append("the line has no command")
-    return ShellAnalysis(commands, reasons[0] if reasons else None, tuple(reasons))
+    return ShellAnalysis(
+        commands, reasons[0] if reasons else None, tuple(reasons), tuple(lexer.hidden)
+    )
 
 
-# ---- deny side: what a line might run, best effort -----------------------------------------
-
-# Wrappers (besides _RUNNERS) whose arguments end with the command they run.
-_STRIPPABLE = {"env"}
+# The analysis is a pure function of the text; the allow side and the deny side share it.
+analyze_cached = functools.lru_cache(maxsize=256)(analyze_command)
 
 
-def deny_texts(line: str, _depth: int = 0) -> list[str]:
-    """Command texts a deny rule should be tested against: every simple command, every tail of
-    a wrapped command (``sudo -u root rm x`` also yields ``rm x``), and the scripts given to
-    ``sh -c`` / ``eval`` / ``find -exec``. Best effort: a deny rule narrows, it is no sandbox;
-    the allow side (every command must match, uncoverable lines never do) is the guarantee.
+def deny_texts(line: str) -> list[str]:
+    """Command texts a deny rule is tested against, for display and debugging: every simple
+    command, every command a wrapper runs (``sudo -u root rm x`` also yields ``rm x``), the
+    scripts given to ``sh -c`` / ``eval`` / ``find -exec``, and the same with program paths
+    and git's global options read past (``/bin/rm x`` -> ``rm x``). At most 256 texts.
+
+    Matching does not build this list: see :mod:`stagent_lab.governance.deny`.
     """
-    out: list[str] = []
-    for cmd in analyze_command(line).commands:
-        _deny_from_words(list(cmd.words), _depth, out)
-    return list(dict.fromkeys(out))
+    from stagent_lab.governance.deny import candidate_texts
 
-
-def _deny_from_words(words: list[str], depth: int, out: list[str]) -> None:
-    words = words[command_index(words) :]
-    if not words or depth > 4 or len(out) > 256:
-        return
-    out.append(" ".join(words))
-    base = posixpath.basename(words[0])
-    if _is_shell(base):
-        for j, w in enumerate(words[:-1]):
-            if _short_flag(w, "c"):
-                out.extend(deny_texts(words[j + 1], depth + 1))
-                break
-    elif base == "eval":
-        out.extend(deny_texts(" ".join(words[1:]), depth + 1))
-    elif base == "find":
-        for j, w in enumerate(words):
-            if w in ("-exec", "-execdir", "-ok", "-okdir"):
-                tail = [t for t in words[j + 1 :] if t not in (";", "+")]
-                _deny_from_words(tail, depth + 1, out)
-    elif base in _STRIPPABLE or base in _RUNNERS:
-        # Which words are the wrapper's own options is unknowable in general: try every tail.
-        for j in range(1, len(words)):
-            if not words[j].startswith("-"):
-                _deny_from_words(words[j:], depth + 1, out)
+    return candidate_texts(line, limit=256)

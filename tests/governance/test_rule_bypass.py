@@ -200,7 +200,7 @@ def test_symlink_bypass_is_refused(tmp_path: Path) -> None:
     "command",
     [
         "git status';'rm x",  # quotes make ';' literal: one git command with arg "status;rm"
-        "git status \\; rm -rf /",  # escaped ';' is an argument to git
+        "git status \\; rm -rf build",  # escaped ';' is an argument to git
         "git commit -m 'a && b | c'",
         'git commit -m "x; rm -rf /"',
         "git log --grep='$(id)'",  # single quotes: no substitution happens
@@ -231,7 +231,7 @@ LEGIT: list[tuple[str, str]] = [
     (GIT, "git log -- 'file with spaces.py'"),
     (GIT, "git show HEAD@{1}"),
     (GIT, "git status &"),
-    (GIT, "git -C sub status"),
+    (GIT, "git log --oneline -- src/app.py"),
     (GIT, "git --no-pager log -3"),
     (GIT, "git config --get user.email"),
     (GIT, "git sta\\\ntus"),
