@@ -31,6 +31,13 @@ class ToolContext:
     profile_id: str = ""
     bash_timeout_s: float = 120.0
     output_cap_chars: int = 30_000
+    # Wall-clock limit of one Read, Write, Edit, Glob, Grep or WebFetch call (Bash has its
+    # own, above); <= 0 means none. The call then ends with "<Tool>: timed out after N s".
+    tool_timeout_s: float = 60.0
+    # Write and Edit refuse any path with a `.git` component (a planted .git/config or hook
+    # runs code on the next git command) unless this is True. The engine sets it only when
+    # the permission rule that allowed the call names `.git` explicitly.
+    allow_git_dir: bool = False
     # Hooks the engine provides for the Memory and Handoff tools (None when unavailable).
     services: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
 

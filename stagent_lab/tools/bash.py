@@ -1,13 +1,15 @@
 """The Bash tool: run one shell command in the project folder, and never leave it running.
 
-The command runs in its own session (``start_new_session=True``), so its process group id is its
-pid and everything it spawns can be signalled at once. That is what makes timeouts and
-cancellation real: killing only ``bash`` would orphan ``sleep 30 &`` or a dev server. When the
-command ends, anything still alive in its group is stopped too, so a tool call never leaves
-unmanaged processes behind.
+The call ends when bash exits (not when its output pipe closes: ``sleep 300 &`` holds that), at
+its timeout, or when the task running it is cancelled. Whichever it is, every process the call
+started is stopped: its session, its process group, jobs that ``set -m`` or ``setsid`` moved
+elsewhere, and double-forked daemons (see :mod:`stagent_lab.tools.procs`; complete on Linux, the
+process group only elsewhere). A tool call never leaves unmanaged processes behind, and output
+is kept head-and-tail within ``output_cap_chars`` however much the command prints.
 
 Permissions are not checked here (the cascade ran before ``run``); the tool only confines the
-working directory and strips secrets from the environment the command sees.
+working directory, strips secrets from the environment the command sees, and tells git not to
+pick up bare repositories planted in the project (``safe.bareRepository=explicit``).
 """
 
 from __future__ import annotations
@@ -16,22 +18,29 @@ import asyncio
 import codecs
 import contextlib
 import os
+import secrets
 import signal
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from stagent_lab.tools.base import Tool, ToolContext, ToolResult
 from stagent_lab.tools.paths import check_input, error
+from stagent_lab.tools.procs import CALL_MARKER_VAR, KILL_GRACE_S, CallProcesses
 
 MAX_TIMEOUT_MS = 600_000
-KILL_GRACE_S = 2.0
 DRAIN_GRACE_S = 1.0
-_READ_CHUNK = 65536
 
 _SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 _SECRET_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 _QUIET_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
+_GIT_CONFIG_PREFIXES = ("GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
+_GIT_SAFETY = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "safe.bareRepository",
+    "GIT_CONFIG_VALUE_0": "explicit",
+}
 
 
 def is_secret_name(name: str) -> bool:
@@ -45,10 +54,21 @@ def scrub_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
     The agent chose the command; it must not be able to ``echo $ANTHROPIC_API_KEY`` into a log
     or a web request. Pagers and git prompts are disabled because nobody can answer them.
+
+    Git gets ``safe.bareRepository=explicit`` through ``GIT_CONFIG_COUNT`` (command scope,
+    which a repository's own config cannot override): otherwise an agent that may only Write
+    could plant ``x/HEAD``, ``x/config`` (with ``core.fsmonitor``), ``x/objects/``, ``x/refs/``,
+    and the next approved ``git -C x log`` would run its command. Inherited ``GIT_CONFIG_*``
+    entries are dropped: scrubbing already removed their ``..._KEY_n`` halves.
     """
     source = os.environ if env is None else env
-    clean = {k: v for k, v in source.items() if not is_secret_name(k)}
+    clean = {
+        k: v
+        for k, v in source.items()
+        if not is_secret_name(k) and not k.startswith(_GIT_CONFIG_PREFIXES)
+    }
     clean.update(_QUIET_ENV)
+    clean.update(_GIT_SAFETY)
     return clean
 
 
@@ -131,67 +151,106 @@ class BashTool(Tool):
             timeout_s = tool_input["timeout"] / 1000
         else:
             timeout_s = min(ctx.bash_timeout_s, MAX_TIMEOUT_MS / 1000)
+        marker = secrets.token_hex(12)
+        env = scrub_env()
+        env[CALL_MARKER_VAR] = marker
+        call = CallProcesses(marker)
+        loop = asyncio.get_running_loop()
+        sink = _HeadTail(ctx.output_cap_chars)
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _BashProtocol(sink, loop),
                 "bash",
                 "-c",
                 tool_input["command"],
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env=scrub_env(),
+                env=env,
                 start_new_session=True,
             )
         except OSError as exc:
             return error(f"Bash: could not start bash: {exc}")
-        return await _supervise(proc, timeout_s, ctx.output_cap_chars)
+        except asyncio.CancelledError:
+            # Cancelled while bash was being started: it may be running already.
+            call.kill_now()
+            raise
+        call.sid = transport.get_pid()
+        return await _supervise(transport, protocol, call, timeout_s, sink)
 
 
-async def _pump(stream: asyncio.StreamReader, sink: _HeadTail) -> None:
-    while chunk := await stream.read(_READ_CHUNK):
-        sink.feed(chunk)
-    sink.feed(b"", final=True)
+class _BashProtocol(asyncio.SubprocessProtocol):
+    """Feeds output straight into the bounded sink; reports bash's exit and the pipe's end apart.
+
+    asyncio's ``Process.wait()`` also waits for the pipes to close, so ``sleep 300 &`` (which
+    holds the pipe) would keep a finished command "running" until the timeout; the exit of
+    bash itself is what ends a call.
+    """
+
+    def __init__(self, sink: _HeadTail, loop: asyncio.AbstractEventLoop) -> None:
+        self.sink = sink
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.sink.feed(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1 and not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
-async def _supervise(proc: asyncio.subprocess.Process, timeout_s: float, cap: int) -> ToolResult:
-    pgid = proc.pid  # session leader: its pid is the group id
-    sink = _HeadTail(cap)
-    assert proc.stdout is not None
-    reader = asyncio.create_task(_pump(proc.stdout, sink))
+async def _supervise(
+    transport: asyncio.SubprocessTransport,
+    protocol: _BashProtocol,
+    call: CallProcesses,
+    timeout_s: float,
+    sink: _HeadTail,
+) -> ToolResult:
     timed_out = False
+    leftovers = False
     try:
         try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
+            await asyncio.wait_for(asyncio.shield(protocol.exited), timeout_s)
         except TimeoutError:
             timed_out = True
-            await _terminate_group(proc, pgid)
-        # Background children may still hold the pipe: give them a moment, then stop them.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
-        leftovers = _group_alive(pgid)
-        if leftovers:
-            await _terminate_group(proc, pgid)
+            await call.terminate()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
+                await asyncio.wait_for(asyncio.shield(protocol.exited), KILL_GRACE_S)
+        # Bash is gone. Background processes may still hold the output pipe: give them a
+        # moment to finish writing, then stop everything the call started.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.output_closed), DRAIN_GRACE_S)
+        if await call.settle():
+            leftovers = True
+            await call.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.output_closed), DRAIN_GRACE_S)
     except asyncio.CancelledError:
-        _signal_group(pgid, signal.SIGTERM)  # at once, before anything else can go wrong
-        await asyncio.shield(_terminate_group(proc, pgid))
+        call.signal_all(signal.SIGTERM)  # at once, before anything else can go wrong
+        try:
+            await asyncio.shield(call.terminate())
+        finally:
+            call.kill_now()  # even if this task is cancelled again while waiting
         raise
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        transport.close()  # our end of the pipe; kills bash only if it somehow still runs
+    sink.feed(b"", final=True)
 
     output, dropped = sink.render()
-    code = proc.returncode
+    code = transport.get_returncode()
     meta: dict[str, Any] = {"exit_code": code, "timed_out": timed_out, "truncated": dropped > 0}
     if dropped:
         meta["dropped_chars"] = dropped
     if timed_out:
         text = output.rstrip("\n")
         text = (text + "\n\n" if text else "") + (
-            f"[command timed out after {timeout_s:g} s; its process group was killed]"
+            f"[command timed out after {timeout_s:g} s; every process it started was stopped]"
         )
         return ToolResult(output=text, is_error=True, meta=meta)
     if leftovers:
@@ -206,62 +265,6 @@ async def _supervise(proc: asyncio.subprocess.Process, timeout_s: float, cap: in
     return ToolResult(output=text, meta=meta)
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while a non-zombie process is in the group.
-
-    ``killpg(pgid, 0)`` also succeeds for zombies, which linger when PID 1 (common in
-    containers) never reaps orphans; on Linux /proc tells the two apart.
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc_root = Path("/proc")
-    if not proc_root.is_dir():
-        return True
-    for entry in proc_root.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-async def _terminate_group(proc: asyncio.subprocess.Process, pgid: int) -> None:
-    """SIGTERM the whole group, wait up to KILL_GRACE_S, then SIGKILL whatever is left.
-
-    Escalation is unconditional once the grace is over: a grandchild that traps TERM or
-    lingers as a zombie-to-be must not outlive the tool call.
-    """
-    _signal_group(pgid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + KILL_GRACE_S
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
-        while _group_alive(pgid) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-    finally:
-        # Runs even if this coroutine is itself cancelled (e.g. the loop shutting down).
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-    if proc.returncode is None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
-
-
 def _signal_name(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -269,4 +272,4 @@ def _signal_name(num: int) -> str:
         return str(num)
 
 
-__all__ = ["MAX_TIMEOUT_MS", "BashTool", "is_secret_name", "scrub_env"]
+__all__ = ["CALL_MARKER_VAR", "MAX_TIMEOUT_MS", "BashTool", "is_secret_name", "scrub_env"]

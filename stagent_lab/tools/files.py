@@ -1,56 +1,78 @@
 """File tools: Read, Write, Edit, Glob, Grep.
 
 Field names and output shapes follow Claude Code's tools so a model trained on them uses ours
-without coaching, and so one rule syntax (``Read(src/**)``) governs every runtime. All paths are
-confined to the project folder by :func:`resolve_in_project`; the blocking filesystem work runs
-in a worker thread so a big tree never stalls the engine's event loop.
+without coaching, and so one rule syntax (``Read(src/**)``) governs every runtime.
+
+Every path is opened through :class:`~stagent_lab.tools.confine.Project`, which walks from the
+project root one ``O_NOFOLLOW`` open at a time: a folder swapped for a symlink mid-call cannot
+lead outside. Only regular files are opened (a FIFO would block a thread forever), files are
+read in chunks with long lines cut while reading (memory stays O(cap) whatever the file holds),
+and each call runs in its own worker thread under ``ToolContext.tool_timeout_s``
+(:mod:`stagent_lab.tools.limits`). Write and Edit refuse ``.git`` folders unless the context
+says a rule named them (``ToolContext.allow_git_dir``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections import deque
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from stagent_lab.tools.base import Tool, ToolContext, ToolResult
-from stagent_lab.tools.paths import (
-    SKIP_DIRS,
-    InvalidPath,
-    check_input,
-    display_path,
-    error,
-    is_binary_file,
-    resolve_in_project,
+from stagent_lab.tools.confine import FoundFile, GitDirRefused, Project, walk_files
+from stagent_lab.tools.limits import (
+    Stop,
+    ToolTimeout,
+    iter_lines,
+    looks_binary,
+    run_in_worker,
 )
+from stagent_lab.tools.paths import InvalidPath, check_input, error
 
 READ_DEFAULT_LIMIT = 2000
 MAX_LINE_CHARS = 2000
 LINE_TRUNCATED = " [... line truncated]"
+# Read keeps enough bytes of a line for MAX_LINE_CHARS characters (UTF-8: at most 4 bytes each).
+READ_LINE_BYTES = MAX_LINE_CHARS * 4 + 4
+# Grep searches at most this much of one line; the rest of a longer line is skipped unread.
+GREP_LINE_BYTES = 1024 * 1024
+EDIT_MAX_BYTES = 16 * 1024 * 1024
 GLOB_MAX_RESULTS = 1000
 _MAX_BRACE_EXPANSIONS = 256
 
 
 class _FileTool(Tool):
-    """Shared plumbing: schema check, confinement, error results, thread offload."""
+    """Shared plumbing: schema check, worker thread under the time limit, error results."""
+
+    # What a timeout means for the files (Write/Edit may have changed them by then).
+    timeout_note: ClassVar[str] = ""
 
     async def run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
         problem = check_input(self.name, tool_input, self.input_schema)
         if problem:
             return error(problem)
+        project = Project(ctx.working_dir)
         try:
-            return await asyncio.to_thread(self._run, tool_input, ctx)
+            return await run_in_worker(
+                lambda stop: self._run(tool_input, ctx, project, stop),
+                ctx.tool_timeout_s,
+                self.name,
+            )
+        except ToolTimeout as exc:
+            return error(f"{self.name}: {exc}{self.timeout_note}", timed_out=True)
+        except GitDirRefused as exc:
+            return error(f"{self.name}: {exc}", path=exc.path, refused="git_dir")
         except InvalidPath as exc:
             return error(f"{self.name}: {exc}", path=exc.path)
         except OSError as exc:
-            where = ""
-            if exc.filename:
-                where = f": {display_path(Path(str(exc.filename)), ctx.working_dir)}"
+            where = f": {exc.filename}" if exc.filename else ""
             return error(f"{self.name}: {exc.strerror or exc}{where}")
 
-    def _run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    def _run(
+        self, tool_input: dict[str, Any], ctx: ToolContext, project: Project, stop: Stop
+    ) -> ToolResult:
         raise NotImplementedError
 
 
@@ -66,8 +88,9 @@ class ReadTool(_FileTool):
         "Read a text file from the project. Returns numbered lines like `cat -n` "
         "(line number, a tab, the line). Reads up to 2000 lines from `offset` (1-based line "
         "number, default 1); pass `offset`/`limit` to page through long files. Lines longer than "
-        "2000 characters are truncated. Binary files are refused. Paths are relative to the "
-        "project folder (absolute paths must lie inside it)."
+        "2000 characters are truncated. Binary files and non-regular files (FIFOs, devices) "
+        "are refused. Paths are relative to the project folder (absolute paths must lie "
+        "inside it)."
     )
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -84,46 +107,56 @@ class ReadTool(_FileTool):
         "additionalProperties": False,
     }
 
-    def _run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = resolve_in_project(tool_input["file_path"], ctx.working_dir)
-        rel = display_path(path, ctx.working_dir)
-        if not path.exists():
-            return error(f"Read: file not found: {rel}", path=rel)
-        if path.is_dir():
+    def _run(
+        self, tool_input: dict[str, Any], ctx: ToolContext, project: Project, stop: Stop
+    ) -> ToolResult:
+        try:
+            opened = project.open_file(tool_input["file_path"])
+        except FileNotFoundError as exc:
+            return error(f"Read: file not found: {exc.filename}", path=exc.filename)
+        except IsADirectoryError as exc:
+            rel = exc.filename
             return error(f"Read: {rel} is a directory; use Glob to list its files", path=rel)
-        if is_binary_file(path):
-            return error(f"Read: {rel} looks like a binary file (NUL bytes); not shown", path=rel)
-        start = max(tool_input.get("offset", 1), 1)
-        limit = tool_input.get("limit", READ_DEFAULT_LIMIT)
-        return _read_lines(path, rel, start, limit, ctx.output_cap_chars)
+        with opened:
+            rel = opened.rel
+            if looks_binary(opened.fd):
+                return error(
+                    f"Read: {rel} looks like a binary file (NUL bytes); not shown", path=rel
+                )
+            start = max(tool_input.get("offset", 1), 1)
+            limit = tool_input.get("limit", READ_DEFAULT_LIMIT)
+            return _read_lines(opened.fd, rel, start, limit, ctx.output_cap_chars, stop)
 
 
-def _read_lines(path: Path, rel: str, start: int, limit: int, cap: int) -> ToolResult:
+def _clip_line(line: str, cut: bool) -> str:
+    if cut or len(line) > MAX_LINE_CHARS:
+        return line[:MAX_LINE_CHARS] + LINE_TRUNCATED
+    return line
+
+
+def _read_lines(fd: int, rel: str, start: int, limit: int, cap: int, stop: Stop) -> ToolResult:
     shown: list[str] = []
     size = 0
     last = start - 1
     more = False
     capped = False
     total = 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for number, raw in enumerate(fh, 1):
-            total = number
-            if number < start:
-                continue
-            if number >= start + limit or capped:
-                more = True
-                break
-            line = raw.rstrip("\n")
-            if len(line) > MAX_LINE_CHARS:
-                line = line[:MAX_LINE_CHARS] + LINE_TRUNCATED
-            rendered = f"{number:>6}\t{line}"
-            if shown and size + len(rendered) + 1 > cap:
-                capped = True
-                more = True
-                break
-            shown.append(rendered)
-            size += len(rendered) + 1
-            last = number
+    for number, (raw, cut) in enumerate(iter_lines(fd, READ_LINE_BYTES, stop.check), 1):
+        total = number
+        if number < start:
+            continue
+        if number >= start + limit or capped:
+            more = True
+            break
+        line = _clip_line(raw.decode("utf-8", errors="replace"), cut)
+        rendered = f"{number:>6}\t{line}"
+        if shown and size + len(rendered) + 1 > cap:
+            capped = True
+            more = True
+            break
+        shown.append(rendered)
+        size += len(rendered) + 1
+        last = number
     meta: dict[str, Any] = {"path": rel, "start_line": start, "end_line": last}
     if total == 0:
         return ToolResult(output="(file is empty)", meta={**meta, "end_line": 0})
@@ -151,9 +184,11 @@ class WriteTool(_FileTool):
     name = "Write"
     main_field = "file_path"
     path_fields = ("file_path",)
+    timeout_note = "; the file may or may not have been written"
     description = (
         "Create or overwrite a text file inside the project with `content` (UTF-8). Missing "
-        "parent folders are created. Prefer Edit for changing part of an existing file."
+        "parent folders are created. Prefer Edit for changing part of an existing file. "
+        "Files inside a .git folder are refused."
     )
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -165,32 +200,33 @@ class WriteTool(_FileTool):
         "additionalProperties": False,
     }
 
-    def _run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        path = resolve_in_project(tool_input["file_path"], ctx.working_dir)
-        rel = display_path(path, ctx.working_dir)
-        if path.is_dir():
-            return error(f"Write: {rel} is a directory", path=rel)
-        existed = path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _run(
+        self, tool_input: dict[str, Any], ctx: ToolContext, project: Project, stop: Stop
+    ) -> ToolResult:
         data = tool_input["content"].encode("utf-8")
-        _write_bytes(path, data)
-        verb = "Overwrote" if existed else "Created"
+        try:
+            opened = project.open_file(
+                tool_input["file_path"], "w", create=True, refuse_git=not ctx.allow_git_dir
+            )
+        except IsADirectoryError as exc:
+            return error(f"Write: {exc.filename} is a directory", path=exc.filename)
+        with opened:
+            stop.check()  # the last point where giving up leaves the file as it was
+            if not opened.created:
+                os.ftruncate(opened.fd, 0)
+            _write_all(opened.fd, data)
+        rel = opened.rel
+        verb = "Created" if opened.created else "Overwrote"
         return ToolResult(
             output=f"{verb} {rel} ({len(data)} bytes written)",
-            meta={"path": rel, "bytes": len(data), "created": not existed},
+            meta={"path": rel, "bytes": len(data), "created": opened.created},
         )
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write without following a symlink at the last component.
-
-    The path was already resolved, so a link here means one was swapped in after the check;
-    O_NOFOLLOW turns that race into an error instead of a write outside the project.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o666)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 # --------------------------------------------------------------------------------------- Edit
@@ -200,11 +236,12 @@ class EditTool(_FileTool):
     name = "Edit"
     main_field = "file_path"
     path_fields = ("file_path",)
+    timeout_note = "; the file may or may not have been changed"
     description = (
         "Replace text in an existing file: `old_string` must appear exactly once (include "
         "enough surrounding lines to make it unique) unless `replace_all` is true, in which "
         "case every occurrence is replaced. Whitespace and indentation must match exactly. "
-        "Use Write to create new files."
+        "Use Write to create new files. Files inside a .git folder are refused."
     )
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -221,48 +258,82 @@ class EditTool(_FileTool):
         "additionalProperties": False,
     }
 
-    def _run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    def _run(
+        self, tool_input: dict[str, Any], ctx: ToolContext, project: Project, stop: Stop
+    ) -> ToolResult:
         old, new = tool_input["old_string"], tool_input["new_string"]
         replace_all = tool_input.get("replace_all", False)
         if old == "":
             return error("Edit: old_string is empty; use Write to create or overwrite a file")
         if old == new:
             return error("Edit: old_string and new_string are identical; nothing to change")
-        path = resolve_in_project(tool_input["file_path"], ctx.working_dir)
-        rel = display_path(path, ctx.working_dir)
-        if not path.is_file():
-            what = "is a directory" if path.is_dir() else "does not exist (use Write to create it)"
-            return error(f"Edit: {rel} {what}", path=rel)
-        raw = path.read_bytes()
-        if b"\x00" in raw[:8192]:
-            return error(f"Edit: {rel} looks like a binary file; refusing to edit", path=rel)
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return error(f"Edit: {rel} is not valid UTF-8; refusing to edit", path=rel)
-        count = text.count(old)
-        if count == 0 and "\r\n" in text and "\n" in old:
-            # Models send LF; Windows-style files store CRLF. Match in the file's convention.
-            old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
-            count = text.count(old)
-        if count == 0:
-            return error(f"Edit: old_string not found in {rel} (0 matches)", path=rel, matches=0)
-        if count > 1 and not replace_all:
-            return error(
-                f"Edit: old_string occurs {count} times in {rel}; add surrounding context "
-                "to make it unique, or set replace_all to true",
-                path=rel,
-                matches=count,
+            opened = project.open_file(
+                tool_input["file_path"], "rw", refuse_git=not ctx.allow_git_dir
             )
-        first_line = text[: text.index(old)].count("\n") + 1
-        updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
-        _write_bytes(path, updated.encode("utf-8"))
+        except FileNotFoundError as exc:
+            rel = exc.filename
+            return error(f"Edit: {rel} does not exist (use Write to create it)", path=rel)
+        except IsADirectoryError as exc:
+            return error(f"Edit: {exc.filename} is a directory", path=exc.filename)
+        with opened:
+            rel = opened.rel
+            raw = _read_at_most(opened.fd, EDIT_MAX_BYTES + 1, stop)
+            if len(raw) > EDIT_MAX_BYTES:
+                return error(
+                    f"Edit: {rel} is larger than {EDIT_MAX_BYTES // (1024 * 1024)} MiB; "
+                    "refusing to load it whole (use Bash for bulk changes)",
+                    path=rel,
+                )
+            if b"\x00" in raw[:8192]:
+                return error(f"Edit: {rel} looks like a binary file; refusing to edit", path=rel)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return error(f"Edit: {rel} is not valid UTF-8; refusing to edit", path=rel)
+            count = text.count(old)
+            if count == 0 and "\r\n" in text and "\n" in old:
+                # Models send LF; Windows-style files store CRLF. Match in the file's convention.
+                old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
+                count = text.count(old)
+            if count == 0:
+                return error(
+                    f"Edit: old_string not found in {rel} (0 matches)", path=rel, matches=0
+                )
+            if count > 1 and not replace_all:
+                return error(
+                    f"Edit: old_string occurs {count} times in {rel}; add surrounding context "
+                    "to make it unique, or set replace_all to true",
+                    path=rel,
+                    matches=count,
+                )
+            first_line = text[: text.index(old)].count("\n") + 1
+            updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
+            data = updated.encode("utf-8")
+            stop.check()  # the last point where giving up leaves the file as it was
+            # Same fd as the read: nothing can swap the file between reading and writing.
+            os.lseek(opened.fd, 0, os.SEEK_SET)
+            _write_all(opened.fd, data)
+            os.ftruncate(opened.fd, len(data))
         n = count if replace_all else 1
         noun = "occurrence" if n == 1 else "occurrences"
         return ToolResult(
             output=f"Edited {rel}: replaced {n} {noun} (first at line {first_line})",
             meta={"path": rel, "replacements": n, "line": first_line},
         )
+
+
+def _read_at_most(fd: int, limit: int, stop: Stop) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        stop.check()
+        chunk = os.read(fd, min(limit - size, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 # ------------------------------------------------------------------------------ glob patterns
@@ -330,48 +401,57 @@ def _has_magic(segment: str) -> bool:
     return any(ch in segment for ch in "*?[")
 
 
-def iter_files(root: Path, project_root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every regular file under ``root`` (which must be resolved), skipping SKIP_DIRS.
+def _has_magic(segment: str) -> bool:
+    return any(ch in segment for ch in "*?[")
 
-    Symlinked folders are not descended into; symlinked files are listed only when they
-    resolve inside the project, so everything returned can also be read.
+
+class _Collector:
+    """Result lines under a character cap and a head limit, counted past both.
+
+    Keeps just enough lines to fill ``cap`` (the rest would be cut anyway) and counts what it
+    drops, so the note at the end can say how much was not shown without holding it.
     """
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in SKIP_DIRS:
-                        stack.append(Path(entry.path))
-                    continue
-                if not entry.is_file(follow_symlinks=True):
-                    continue
-                if entry.is_symlink():
-                    target = Path(os.path.realpath(entry.path))
-                    if not target.is_relative_to(project_root):
-                        continue
-                yield Path(entry.path), entry.stat(follow_symlinks=True)
-            except OSError:
-                continue
+
+    def __init__(self, cap: int, head_limit: int | None) -> None:
+        self.cap = cap
+        self.head_limit = head_limit
+        self.kept: list[str] = []
+        self.kept_chars = 0
+        self.unkept_chars = 0
+        self.count = 0
+
+    def add(self, line: str) -> None:
+        self.count += 1
+        if self.head_limit is not None and self.count > self.head_limit:
+            return
+        if self.kept_chars <= self.cap:
+            self.kept.append(line)
+            self.kept_chars += len(line) + 1
+        else:
+            self.unkept_chars += len(line) + 1
+
+    @property
+    def head_limited(self) -> int:
+        """How many lines the head limit left out."""
+        if self.head_limit is None:
+            return 0
+        return max(self.count - self.head_limit, 0)
 
 
-def _search_root(tool_input: dict[str, Any], ctx: ToolContext) -> Path:
-    return resolve_in_project(tool_input.get("path") or ".", ctx.working_dir)
+def _cap_text(text: str, cap: int, unseen: int = 0) -> tuple[str, bool]:
+    """Cut at the last whole line that fits in ``cap`` characters.
 
-
-def _cap_text(text: str, cap: int) -> tuple[str, bool]:
-    """Cut at the last whole line that fits in ``cap`` characters."""
-    if len(text) <= cap:
+    ``unseen`` counts characters that belong after ``text`` but were never built (see
+    :class:`_Collector`); they are reported as not shown.
+    """
+    if len(text) <= cap and not unseen:
         return text, False
-    cut = text.rfind("\n", 0, cap)
-    cut = cut if cut > 0 else cap
-    dropped = len(text) - cut
+    if len(text) <= cap:
+        cut = len(text)
+    else:
+        cut = text.rfind("\n", 0, cap)
+        cut = cut if cut > 0 else cap
+    dropped = len(text) - cut + unseen
     return f"{text[:cut]}\n[output capped at {cap} characters; {dropped} more not shown]", True
 
 
@@ -399,17 +479,21 @@ class GlobTool(_FileTool):
         "additionalProperties": False,
     }
 
-    def _run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        project = resolve_in_project(".", ctx.working_dir)
-        root = _search_root(tool_input, ctx)
-        if not root.is_dir():
-            rel = display_path(root, ctx.working_dir)
+    def _run(
+        self, tool_input: dict[str, Any], ctx: ToolContext, project: Project, stop: Stop
+    ) -> ToolResult:
+        search_in = tool_input.get("path") or "."
+        try:
+            fd, _ = project.open_dir(search_in)
+            os.close(fd)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            rel = exc.filename or search_in
             return error(f"Glob: path {rel} is not a directory", path=rel)
         try:
             patterns = expand_braces(tool_input["pattern"])
         except ValueError as exc:
             return error(f"Glob: {exc}")
-        found: dict[Path, float] = {}
+        found: dict[str, float] = {}
         for pattern in patterns:
             parts = pattern.split("/")
             literal = 0
@@ -417,20 +501,23 @@ class GlobTool(_FileTool):
                 literal += 1
             base_str = "/".join(parts[:literal]) or ("/" if pattern.startswith("/") else ".")
             rest = "/".join(parts[literal:])
-            base = resolve_in_project(str(root / base_str), ctx.working_dir)
-            if not _has_magic(rest):
-                target = resolve_in_project(str(base / rest), ctx.working_dir)
-                if target.is_file():
-                    found[base / rest] = target.stat().st_mtime
+            base = base_str if base_str.startswith("/") else f"{search_in}/{base_str}"
+            try:
+                base_fd, base_parts = project.open_dir(base)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            if not base.is_dir():
-                continue
-            regex = glob_to_regex(rest)
-            for file, st in iter_files(base, project):
-                if regex.match(file.relative_to(base).as_posix()):
-                    found[file] = st.st_mtime
-        ordered = sorted(found.items(), key=lambda kv: (-kv[1], str(kv[0])))
-        paths = [display_path(p, ctx.working_dir) for p, _ in ordered]
+            try:
+                if not _has_magic(rest):
+                    _glob_literal(project, base_parts, rest, found)
+                    continue
+                regex = glob_to_regex(rest)
+                for file in walk_files(project, base_fd, base_parts, stop.check):
+                    if regex.match(file.rel):
+                        found[file.display] = file.mtime
+            finally:
+                os.close(base_fd)
+        ordered = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
+        paths = [p for p, _ in ordered]
         if not paths:
             return ToolResult(output="No files found", meta={"count": 0})
         shown = paths[:GLOB_MAX_RESULTS]
@@ -445,6 +532,17 @@ class GlobTool(_FileTool):
             output=text,
             meta={"count": len(paths), "truncated": len(paths) > len(shown) or capped},
         )
+
+
+def _glob_literal(
+    project: Project, base_parts: tuple[str, ...], name: str, found: dict[str, float]
+) -> None:
+    display = "/".join((*base_parts, name))
+    try:
+        with project.open_file(display) as opened:
+            found[display] = opened.st.st_mtime
+    except (OSError, InvalidPath):
+        pass  # missing, a folder, not a regular file, or a link leading outside
 
 
 # --------------------------------------------------------------------------------------- Grep
@@ -462,7 +560,7 @@ class GrepTool(_FileTool):
         "context lines) or 'count' (matches per file). `glob` filters files (e.g. `*.py`, "
         "`*.{ts,tsx}`), `-i` ignores case, `head_limit` keeps the first N results. `path` may "
         "be a folder or a single file. Binary files and .git/node_modules/.venv/__pycache__ "
-        "are skipped."
+        "are skipped; only the first MiB of a very long line is searched."
     )
     input_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -486,48 +584,124 @@ class GrepTool(_FileTool):
         "additionalProperties": False,
     }
 
-    def _run(self, tool_input: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    def _run(
+        self, tool_input: dict[str, Any], ctx: ToolContext, project: Project, stop: Stop
+    ) -> ToolResult:
         flags = re.IGNORECASE if tool_input.get("-i") else 0
         try:
             regex = re.compile(tool_input["pattern"], flags)
         except re.error as exc:
             return error(f"Grep: invalid regex pattern {tool_input['pattern']!r}: {exc}")
-        project = resolve_in_project(".", ctx.working_dir)
-        root = _search_root(tool_input, ctx)
-        if not root.exists():
-            rel = display_path(root, ctx.working_dir)
-            return error(f"Grep: path {rel} does not exist", path=rel)
         try:
             file_filter = _file_filter(tool_input.get("glob"))
         except ValueError as exc:
             return error(f"Grep: {exc}")
-        if root.is_file():
-            candidates = [(root, root.stat())]
-        else:
-            candidates = [
-                (f, st)
-                for f, st in iter_files(root, project)
-                if file_filter(f.relative_to(root).as_posix())
-            ]
         mode = tool_input.get("output_mode", "files_with_matches")
+        head_limit = tool_input.get("head_limit")
+        out = _Collector(ctx.output_cap_chars, head_limit)
         search = _Search(
             regex=regex,
             numbers=tool_input.get("-n", True),
             before=tool_input.get("-B", tool_input.get("-C", 0)),
             after=tool_input.get("-A", tool_input.get("-C", 0)),
-            collect_lines=mode == "content",
+            out=out if mode == "content" else None,
+            stop=stop,
         )
-        hits: list[tuple[Path, float, int, list[str]]] = []
-        for file, st in candidates:
-            try:
-                if is_binary_file(file):
+        search_in = tool_input.get("path") or "."
+        try:
+            dir_fd, dir_parts = project.open_dir(search_in)
+        except FileNotFoundError as exc:
+            rel = exc.filename or search_in
+            return error(f"Grep: path {rel} does not exist", path=rel)
+        except NotADirectoryError:
+            dir_fd, dir_parts = None, ()
+        hits: list[tuple[str, float]] = []  # files_with_matches: (path, mtime)
+        files = matches = 0
+        try:
+            if dir_fd is None:
+                candidates: Iterable[FoundFile] = [_single_file(project, search_in)]
+            else:
+                candidates = (
+                    f
+                    for f in walk_files(project, dir_fd, dir_parts, stop.check)
+                    if file_filter(f.rel)
+                )
+            for file in candidates:
+                count = _scan_file(search, file)
+                if not count:
                     continue
-                count, lines = search.scan(file, display_path(file, ctx.working_dir))
-            except OSError:
-                continue
-            if count:
-                hits.append((file, st.st_mtime, count, lines))
-        return _grep_result(hits, mode, tool_input.get("head_limit"), ctx)
+                files += 1
+                matches += count
+                if mode == "files_with_matches":
+                    hits.append((file.display, file.mtime))
+                elif mode == "count":
+                    out.add(f"{file.display}:{count}")
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        return _grep_result(search, out, hits, files, matches, mode, head_limit, ctx)
+
+
+def _single_file(project: Project, path: str) -> FoundFile:
+    """Grep's ``path`` naming one file: filters do not apply (the caller named it)."""
+    with project.open_file(path) as opened:
+        rel, mtime = opened.rel, opened.st.st_mtime
+    return FoundFile(rel, rel, mtime, lambda: project.open_file(path).fd)
+
+
+def _scan_file(search: _Search, file: FoundFile) -> int:
+    """Matching lines in one file; unreadable and binary files count as no match."""
+    try:
+        fd = file.open()
+    except (OSError, InvalidPath):
+        return 0
+    try:
+        if looks_binary(fd):
+            return 0
+        return search.scan(fd, file.display)
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _grep_result(
+    search: _Search,
+    out: _Collector,
+    hits: list[tuple[str, float]],
+    files: int,
+    matches: int,
+    mode: str,
+    head_limit: int | None,
+    ctx: ToolContext,
+) -> ToolResult:
+    meta: dict[str, Any] = {"files": files, "matches": matches, "mode": mode}
+    if search.cut_lines:
+        meta["lines_cut"] = search.cut_lines
+    if not files:
+        return ToolResult(output="No matches found", meta=meta)
+    header = ""
+    if mode == "files_with_matches":
+        for path, _ in sorted(hits, key=lambda h: (-h[1], h[0])):
+            out.add(path)
+        header = f"Found {files} file{'s' if files != 1 else ''}"
+    body = "\n".join(out.kept)
+    if mode == "count":
+        body += f"\n\nFound {matches} match{'es' if matches != 1 else ''} in {files} file" + (
+            "s" if files != 1 else ""
+        )
+    if header:
+        body = f"{header}\n{body}"
+    if out.head_limited:
+        body += f"\n[head_limit {head_limit}: {out.head_limited} more not shown]"
+    if search.cut_lines:
+        body += (
+            f"\n[{search.cut_lines} line(s) longer than {GREP_LINE_BYTES // 1024} KiB were "
+            "searched only in their first part]"
+        )
+    text, capped = _cap_text(body, ctx.output_cap_chars, out.unkept_chars)
+    meta["truncated"] = capped or bool(out.head_limited)
+    return ToolResult(output=text, meta=meta)
 
 
 def _file_filter(glob: str | None):
@@ -544,90 +718,69 @@ def _file_filter(glob: str | None):
 
 
 class _Search:
+    """One regex over files, line by line; in content mode it renders into a collector."""
+
     def __init__(
-        self, regex: re.Pattern[str], numbers: bool, before: int, after: int, collect_lines: bool
+        self,
+        regex: re.Pattern[str],
+        numbers: bool,
+        before: int,
+        after: int,
+        out: _Collector | None,
+        stop: Stop,
     ) -> None:
         self.regex = regex
         self.numbers = numbers
         self.before = before
         self.after = after
-        self.collect_lines = collect_lines
+        self.out = out
+        self.stop = stop
+        self.cut_lines = 0  # lines longer than GREP_LINE_BYTES, searched only in part
 
     def _fmt(self, rel: str, number: int, line: str, sep: str) -> str:
-        if len(line) > MAX_LINE_CHARS:
-            line = line[:MAX_LINE_CHARS] + LINE_TRUNCATED
         return f"{rel}{sep}{number}{sep}{line}" if self.numbers else f"{rel}{sep}{line}"
 
-    def scan(self, file: Path, rel: str) -> tuple[int, list[str]]:
+    def scan(self, fd: int, rel: str) -> int:
         """Count matching lines; in content mode also render them with context."""
         count = 0
-        out: list[str] = []
-        recent: list[tuple[int, str]] = []  # the last `before` non-emitted lines
+        out = self.out
+        # The last `before` lines not yet shown, held to at most about one output cap of text.
+        recent: deque[tuple[int, str]] = deque()
+        recent_chars = 0
         last_emitted = 0
         after_left = 0
-        with open(file, encoding="utf-8", errors="replace") as fh:
-            for number, raw in enumerate(fh, 1):
-                line = raw.rstrip("\r\n")
-                matched = self.regex.search(line) is not None
-                if matched:
-                    count += 1
-                if not self.collect_lines:
-                    continue
-                if matched:
-                    context = [(n, t) for n, t in recent if n > last_emitted]
-                    first = context[0][0] if context else number
-                    if out and first > last_emitted + 1 and (self.before or self.after):
-                        out.append("--")
-                    out.extend(self._fmt(rel, n, t, "-") for n, t in context)
-                    out.append(self._fmt(rel, number, line, ":"))
-                    last_emitted = number
-                    after_left = self.after
-                elif after_left:
-                    out.append(self._fmt(rel, number, line, "-"))
-                    last_emitted = number
-                    after_left -= 1
-                if self.before:
-                    recent.append((number, line))
-                    if len(recent) > self.before:
-                        recent.pop(0)
-        return count, out
-
-
-def _grep_result(
-    hits: list[tuple[Path, float, int, list[str]]],
-    mode: str,
-    head_limit: int | None,
-    ctx: ToolContext,
-) -> ToolResult:
-    total = sum(h[2] for h in hits)
-    meta: dict[str, Any] = {"files": len(hits), "matches": total, "mode": mode}
-    if not hits:
-        return ToolResult(output="No matches found", meta=meta)
-    if mode == "files_with_matches":
-        ordered = sorted(hits, key=lambda h: (-h[1], str(h[0])))
-        entries = [display_path(h[0], ctx.working_dir) for h in ordered]
-        header = f"Found {len(hits)} file{'s' if len(hits) != 1 else ''}"
-    else:
-        ordered = sorted(hits, key=lambda h: str(h[0]))
-        if mode == "count":
-            entries = [f"{display_path(h[0], ctx.working_dir)}:{h[2]}" for h in ordered]
-            header = ""
-        else:
-            entries = [line for h in ordered for line in h[3]]
-            header = ""
-    limited = entries[:head_limit] if head_limit else entries
-    body = "\n".join(limited)
-    if mode == "count":
-        body += f"\n\nFound {total} match{'es' if total != 1 else ''} in {len(hits)} file" + (
-            "s" if len(hits) != 1 else ""
-        )
-    if header:
-        body = f"{header}\n{body}"
-    if len(limited) < len(entries):
-        body += f"\n[head_limit {head_limit}: {len(entries) - len(limited)} more not shown]"
-    text, capped = _cap_text(body, ctx.output_cap_chars)
-    meta["truncated"] = capped or len(limited) < len(entries)
-    return ToolResult(output=text, meta=meta)
+        emitted = False
+        for number, (raw, cut) in enumerate(iter_lines(fd, GREP_LINE_BYTES, self.stop.check), 1):
+            if cut:
+                self.cut_lines += 1
+            line = raw.decode("utf-8", errors="replace")
+            matched = self.regex.search(line) is not None
+            if matched:
+                count += 1
+            if out is None:
+                continue
+            shown = _clip_line(line, cut)
+            if matched:
+                context = [(n, t) for n, t in recent if n > last_emitted]
+                first = context[0][0] if context else number
+                if emitted and first > last_emitted + 1 and (self.before or self.after):
+                    out.add("--")
+                for n, t in context:
+                    out.add(self._fmt(rel, n, t, "-"))
+                out.add(self._fmt(rel, number, shown, ":"))
+                last_emitted = number
+                emitted = True
+                after_left = self.after
+            elif after_left:
+                out.add(self._fmt(rel, number, shown, "-"))
+                last_emitted = number
+                after_left -= 1
+            if self.before:
+                recent.append((number, shown))
+                recent_chars += len(shown)
+                while len(recent) > self.before or (recent_chars > out.cap and len(recent) > 1):
+                    recent_chars -= len(recent.popleft()[1])
+        return count
 
 
 __all__ = [
@@ -638,5 +791,4 @@ __all__ = [
     "WriteTool",
     "expand_braces",
     "glob_to_regex",
-    "iter_files",
 ]

@@ -1,8 +1,11 @@
-"""Confinement and input checks shared by the built-in tools.
+"""Confinement checks and input checks shared by the built-in tools.
 
-Every path a tool touches goes through :func:`resolve_in_project`, which resolves symlinks
-*before* comparing against the project root. Checking the string alone is not enough: a link
-``docs -> /etc`` inside the project would otherwise let ``docs/passwd`` through.
+:func:`resolve_in_project` answers "is this path inside the project?", resolving symlinks
+*before* comparing against the project root (checking the string alone is not enough: a link
+``docs -> /etc`` inside the project would otherwise let ``docs/passwd`` through). It is a check,
+not a way to open files: between it and an ``open`` a folder can be swapped for a symlink. The
+file tools open through :mod:`stagent_lab.tools.confine`, which walks without following links
+out of the project.
 
 The light JSON-schema check lives here too, because every tool needs it and tools must answer
 bad model input with an error result (never an exception).
@@ -78,9 +81,17 @@ def display_path(path: Path, working_dir: Path) -> str:
 
 
 def is_binary_file(path: Path) -> bool:
-    """True when the first 8 KiB hold a NUL byte (the same heuristic git and grep use)."""
-    with open(path, "rb") as fh:
-        return b"\x00" in fh.read(BINARY_SNIFF_BYTES)
+    """True when the first 8 KiB hold a NUL byte (the same heuristic git and grep use).
+
+    Opened non-blocking: a FIFO reads as empty (not binary) instead of hanging the caller.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return b"\x00" in os.pread(fd, BINARY_SNIFF_BYTES, 0)
+    except OSError:  # ESPIPE and friends: not a seekable regular file
+        return False
+    finally:
+        os.close(fd)
 
 
 def error(message: str, **meta: Any) -> ToolResult:

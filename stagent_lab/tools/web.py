@@ -1,13 +1,15 @@
 """WebFetch: GET one http(s) URL and hand the model readable text.
 
 The response body is streamed and cut at 100 KiB (after decompression, so a gzip bomb cannot
-blow up memory). HTML is reduced to rough text with the stdlib parser: scripts, styles and
+blow up memory), and the whole call ends after ``ToolContext.tool_timeout_s`` however slowly the
+server drips bytes. HTML is reduced to rough text with the stdlib parser: scripts, styles and
 other non-content elements are dropped, block elements become line breaks. Whether a URL may be
 fetched at all is a governance question (``WebFetch(domain:...)`` rules), not this tool's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import re
 from html.parser import HTMLParser
@@ -143,12 +145,24 @@ class WebFetchTool(Tool):
             return error(
                 f"WebFetch: only http:// and https:// URLs can be fetched, got {url!r}", url=url
             )
+        # httpx's timeout bounds each connect/read; the call as a whole (a server dripping a
+        # byte every few seconds) is bounded by the context's per-call limit.
+        limit = ctx.tool_timeout_s if ctx.tool_timeout_s > 0 else None
+        per_step = min(FETCH_TIMEOUT_S, limit) if limit else FETCH_TIMEOUT_S
         try:
-            status, reason, final_url, content_type, body, truncated = await self._get(url)
+            status, reason, final_url, content_type, body, truncated = await asyncio.wait_for(
+                self._get(url, per_step), limit
+            )
+        except TimeoutError:
+            return error(
+                f"WebFetch: timed out after {limit:g} s fetching {url}", url=url, timed_out=True
+            )
         except httpx.TooManyRedirects:
             return error(f"WebFetch: more than {MAX_REDIRECTS} redirects fetching {url}", url=url)
         except httpx.TimeoutException:
-            return error(f"WebFetch: timed out after {FETCH_TIMEOUT_S:g} s fetching {url}", url=url)
+            return error(
+                f"WebFetch: timed out after {per_step:g} s fetching {url}", url=url, timed_out=True
+            )
         except httpx.UnsupportedProtocol as exc:
             return error(f"WebFetch: refused non-http(s) URL while fetching {url}: {exc}", url=url)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -182,10 +196,10 @@ class WebFetchTool(Tool):
         output = "\n".join(header) + "\n\n" + text
         return ToolResult(output=output, is_error=status >= 400, meta=meta)
 
-    async def _get(self, url: str) -> tuple[int, str, str, str, bytes, bool]:
+    async def _get(self, url: str, timeout_s: float) -> tuple[int, str, str, str, bytes, bool]:
         async with (
             httpx.AsyncClient(
-                timeout=FETCH_TIMEOUT_S,
+                timeout=timeout_s,
                 follow_redirects=True,
                 max_redirects=MAX_REDIRECTS,
                 headers={"User-Agent": USER_AGENT},

@@ -247,3 +247,103 @@ def test_bad_input(ctx: ToolContext, tool_input: Any, fragment: str) -> None:
 def test_missing_working_dir_is_error(tmp_path: Path) -> None:
     result = run({"command": "echo hi"}, ToolContext(working_dir=tmp_path / "gone"))
     assert result.is_error and "does not exist" in result.output
+
+
+# ------------------------------------------------------- processes that leave the group
+
+
+def call_processes_alive(token: str) -> list[int]:
+    """Live (non-zombie) processes whose command line holds ``token``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if token.encode() in cmdline.split(b"\0") and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_none_alive(token: str, limit: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + limit
+    while (left := call_processes_alive(token)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "background",
+    [
+        "sleep {t} &",
+        "set -m; sleep {t} &",
+        "sleep {t} > /dev/null 2>&1 &",
+        "setsid sleep {t} &",
+        "nohup setsid bash -c 'sleep {t} & disown' > /dev/null 2>&1 &",
+        "(set -m; sleep {t} & sleep {t} &) ; true",
+    ],
+)
+def test_background_processes_never_outlive_the_call(ctx: ToolContext, background: str) -> None:
+    token = f"300.{os.getpid()}{abs(hash(background)) % 10**6}"  # a unique sleep argument
+    patient = ToolContext(ctx.working_dir, bash_timeout_s=60)
+    result = run({"command": background.format(t=token) + "\necho done; exit 3"}, patient)
+    assert result.meta["timed_out"] is False
+    assert result.meta["exit_code"] == 3
+    assert result.output.startswith("done\n[exit code 3]")
+    assert wait_none_alive(token) == []
+
+
+@pytest.mark.timeout(120)
+def test_cancel_kills_jobs_in_other_groups_and_sessions(ctx: ToolContext) -> None:
+    command = (
+        "set -m; sleep 300 & echo $! > job.pid; "
+        "setsid bash -c 'echo $$ > daemon.pid; exec sleep 300' & wait"
+    )
+    pids = _cancel_after_pids(command, ctx, ["job.pid", "daemon.pid"])
+    assert [wait_dead(p) for p in pids] == [True, True]
+
+
+def test_git_ignores_planted_bare_repositories(ctx: ToolContext) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    # What an agent limited to Write could lay out: HEAD, config, objects/, refs/.
+    subprocess.run(["git", "init", "-q", "--bare", "planted"], cwd=ctx.working_dir, check=True)
+    result = run({"command": "git -C planted rev-parse --git-dir"}, ctx)
+    assert result.meta["exit_code"] == 128
+    assert "cannot use bare repository" in result.output
+
+
+def test_scrub_env_replaces_inherited_git_config_entries() -> None:
+    clean = scrub_env(
+        {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": "Authorization: Bearer x",
+        }
+    )
+    assert {k: v for k, v in clean.items() if k.startswith("GIT_CONFIG")} == {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "safe.bareRepository",
+        "GIT_CONFIG_VALUE_0": "explicit",
+    }
+
+
+@pytest.mark.timeout(120)
+def test_huge_output_holds_little_memory(ctx: ToolContext) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = run({"command": "head -c 200000000 /dev/zero | tr '\\0' a"}, ctx)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.meta["dropped_chars"] == 200_000_000 - ctx.output_cap_chars
+    assert result.output.startswith("a" * 15_000 + "\n\n[... ")
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"

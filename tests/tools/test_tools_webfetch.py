@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +35,20 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _drip(self) -> None:
+        """A byte at a time, each well inside httpx's read timeout: only a call limit ends it."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100_000):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass  # the client gave up, as it should
+
     def do_GET(self) -> None:
         routes = {
             "/page": (200, PAGE, "text/html; charset=utf-8"),
@@ -51,6 +66,8 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path.startswith("/loop"):
             n = int(self.path.removeprefix("/loop") or 0)
             self._send(302, b"", "text/plain", {"Location": f"/loop{n + 1}"})
+        elif self.path == "/drip":
+            self._drip()
         elif self.path == "/to-file":
             self._send(302, b"", "text/plain", {"Location": "file:///etc/passwd"})
         else:
@@ -170,6 +187,14 @@ def test_connection_refused_is_error(ctx: ToolContext) -> None:
     server.server_close()  # nothing listens on this port any more
     result = fetch({"url": f"http://127.0.0.1:{port}/"}, ctx)
     assert result.is_error and result.output.startswith("WebFetch: could not fetch")
+
+
+def test_slow_drip_ends_at_the_call_limit(base_url: str, ctx: ToolContext) -> None:
+    quick = ToolContext(ctx.working_dir, tool_timeout_s=0.5)
+    result = fetch({"url": f"{base_url}/drip"}, quick)
+    assert result.is_error
+    assert result.output == f"WebFetch: timed out after 0.5 s fetching {base_url}/drip"
+    assert result.meta["timed_out"] is True
 
 
 def test_bad_input(ctx: ToolContext) -> None:
