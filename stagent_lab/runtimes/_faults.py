@@ -78,14 +78,22 @@ class StallWatch:
     provider keeps the run waiting (a tool running, a person deciding) the watch is held
     (:meth:`hold` / :meth:`release` by key, or :meth:`paused`), and silence does not count;
     releasing the last hold starts a fresh window. :meth:`watch` re-yields an async iterator
-    and raises the stall failure when a window expires.
+    and raises the stall failure when a window expires. ``first_event_s`` widens the window
+    before the first event (a CLI starting up on a busy machine is not a stalled provider).
     """
 
-    def __init__(self, seconds: float, who: str) -> None:
+    def __init__(self, seconds: float, who: str, *, first_event_s: float = 0.0) -> None:
         self.seconds = seconds
         self.who = who
+        self.first_event_s = first_event_s
+        self._started = False
         self._holds: set[object] = set()
         self._window: asyncio.Timeout | None = None
+
+    @property
+    def limit(self) -> float:
+        """The current window's length."""
+        return self.seconds if self._started else max(self.seconds, self.first_event_s)
 
     @property
     def held(self) -> bool:
@@ -94,7 +102,7 @@ class StallWatch:
     def _deadline(self) -> float | None:
         if self._holds:
             return None
-        return asyncio.get_running_loop().time() + self.seconds
+        return asyncio.get_running_loop().time() + self.limit
 
     def beat(self) -> None:
         """The provider said something: the silence starts again from now."""
@@ -121,17 +129,20 @@ class StallWatch:
 
     async def wait(self, awaitable: Awaitable[T]) -> T:
         """Await one provider event; raise the stall failure if the window expires first."""
-        window = asyncio.timeout(self._deadline())
+        window = asyncio.timeout_at(self._deadline())
         self._window = window
+        limit = self.limit
         try:
             async with window:
-                return await awaitable
+                item = await awaitable
         except TimeoutError:
             if window.expired():
-                raise stall_failure(self.who, self.seconds) from None
+                raise stall_failure(self.who, limit) from None
             raise
         finally:
             self._window = None
+        self._started = True
+        return item
 
     async def watch(self, items: AsyncIterator[T]) -> AsyncIterator[T]:
         """Re-yield ``items``; time spent by our own consumer between two items never counts."""
