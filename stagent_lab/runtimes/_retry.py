@@ -11,7 +11,7 @@ Each runtime supplies a ``classify`` function that turns a vendor exception into
 ``LimitExceeded`` are not network faults). Stalls are measured here, between stream events,
 with ``asyncio.timeout`` in the consuming task, so they work the same for every transport; a
 stall is never retried (the total time must stay bounded by the stall limit) and fails the run
-with the shared "stream stalled" message of ``_faults``.
+with the shared "stream stalled" message of ``faults``.
 
 The module also holds the few helpers the three runtimes share (option lookup, capability
 overrides, key redaction), because they are part of the same "run one call safely" plumbing.
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from stagent_lab.errors import RuntimeFailure
-from stagent_lab.runtimes._faults import AUTH_STATUSES, DEFAULT_STALL_TIMEOUT_S, stall_failure
 from stagent_lab.runtimes.base import Notice
+from stagent_lab.runtimes.faults import AUTH_STATUSES, DEFAULT_STALL_TIMEOUT_S, stall_failure
 
 T = TypeVar("T")
 

@@ -41,7 +41,6 @@ from typing import Any
 
 from stagent_lab.errors import LimitExceeded, RuntimeFailure, RuntimeNotAvailableError
 from stagent_lab.runtimes import _cli_env
-from stagent_lab.runtimes._faults import AUTH_STATUSES, StallWatch, auth_failure, stall_limit
 from stagent_lab.runtimes.base import (
     AssistantText,
     Availability,
@@ -54,6 +53,7 @@ from stagent_lab.runtimes.base import (
     SessionStarted,
     UsageReport,
 )
+from stagent_lab.runtimes.faults import AUTH_STATUSES, StallWatch, auth_failure, stall_limit
 
 _INSTALL_HINT = "pip install 'stagent-lab[claude]'"
 TRANSCRIPT_FORMAT = "claude-code/1"

@@ -38,7 +38,6 @@ from typing import Any
 
 from stagent_lab.errors import RuntimeFailure, RuntimeNotAvailableError
 from stagent_lab.runtimes import _cli_env
-from stagent_lab.runtimes._faults import AUTH_STATUSES, StallWatch, auth_failure, stall_limit
 from stagent_lab.runtimes.base import (
     AssistantText,
     Availability,
@@ -69,6 +68,7 @@ from stagent_lab.runtimes.codex.rpc import (
     Unreadable,
     WebSocketLink,
 )
+from stagent_lab.runtimes.faults import AUTH_STATUSES, StallWatch, auth_failure, stall_limit
 
 TRANSCRIPT_FORMAT = "codex-app-server/1"
 DEFAULT_RESUME_PROMPT = (

@@ -12,6 +12,11 @@ A direct runtime is three parts, in the spirit of pydantic-ai's providers/models
   (``_retry``), the stall limit, the permission cascade and the tool for every call
   (``ctx.use_tool``), one UsageReport per model call, and the conversation saved after every
   complete tool turn, which is what makes resume work without any server-side session.
+
+What a Wire needs from the retry plumbing is re-exported here (``CallDone``, ``Fault``,
+``first_within``, ``iter_with_stall``, ``StreamIncomplete``, ``generic_fault``,
+``status_fault``), so a runtime outside the package imports one module. See
+docs/writing-a-runtime.md for a complete example.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from stagent_lab.runtimes import _retry
-from stagent_lab.runtimes._faults import stall_limit
+from stagent_lab.runtimes._retry import (
+    CallDone,
+    Fault,
+    StreamIncomplete,
+    first_within,
+    generic_fault,
+    iter_with_stall,
+    status_fault,
+)
 from stagent_lab.runtimes.base import (
     Availability,
     Capabilities,
@@ -34,6 +47,7 @@ from stagent_lab.runtimes.base import (
     RuntimeEvent,
     UsageReport,
 )
+from stagent_lab.runtimes.faults import stall_limit
 from stagent_lab.runtimes.providers import Connection, Option, Provider
 
 
@@ -205,4 +219,17 @@ async def _attempt(
         raise
 
 
-__all__ = ["DirectRuntime", "ModelReply", "ToolCall", "ToolResult", "Wire"]
+__all__ = [
+    "CallDone",
+    "DirectRuntime",
+    "Fault",
+    "ModelReply",
+    "StreamIncomplete",
+    "ToolCall",
+    "ToolResult",
+    "Wire",
+    "first_within",
+    "generic_fault",
+    "iter_with_stall",
+    "status_fault",
+]

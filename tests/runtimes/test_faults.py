@@ -11,9 +11,9 @@ from ctx_double import CtxDouble
 
 from stagent_lab.errors import RuntimeFailure
 from stagent_lab.runtimes import _retry
-from stagent_lab.runtimes._faults import StallWatch, stall_limit
 from stagent_lab.runtimes.base import RunContext
 from stagent_lab.runtimes.claude_code import ClaudeCodeRuntime, _ClaudeRun, model_family
+from stagent_lab.runtimes.faults import StallWatch, stall_limit
 
 # ---- the stall limit --------------------------------------------------------------------------
 
