@@ -74,12 +74,13 @@ def auth_failure(who: str, status: int | None, detail: str) -> RuntimeFailure:
 class StallWatch:
     """Measures the provider's silence for one run.
 
-    Every event from the provider calls :meth:`beat`. While something that is not the
-    provider keeps the run waiting (a tool running, a person deciding) the watch is held
-    (:meth:`hold` / :meth:`release` by key, or :meth:`paused`), and silence does not count;
-    releasing the last hold starts a fresh window. :meth:`watch` re-yields an async iterator
-    and raises the stall failure when a window expires. ``first_event_s`` widens the window
-    before the first event (a CLI starting up on a busy machine is not a stalled provider).
+    :meth:`wait` awaits one provider event inside a window of ``seconds``; every event starts
+    a fresh window. While something that is not the provider keeps the run waiting (a tool
+    running, a person deciding) the watch is held (:meth:`hold` / :meth:`release` by key, or
+    :meth:`paused`) and silence does not count; releasing the last hold starts a fresh window.
+    :meth:`watch` re-yields an async iterator through :meth:`wait`. ``first_event_s`` widens
+    the window before the first event (a CLI starting up on a busy machine is not a stalled
+    provider).
     """
 
     def __init__(self, seconds: float, who: str, *, first_event_s: float = 0.0) -> None:
