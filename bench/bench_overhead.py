@@ -7,6 +7,10 @@ then a final answer. The bare side is what a user would write by hand: a loop of
 side is ``lab.submit(..., runtime="anthropic-direct")``: the same calls plus the permission
 cascade, the log, the ledger (priced with genai-prices), the transcript saved every turn and
 the task state machine. Ratio = engine seconds per turn / bare seconds per turn.
+
+A second figure isolates the runtime: ``AnthropicDirectRuntime.run`` (the shared tool loop of
+the direct runtimes, with its retry and stall plumbing) driven by a minimal RunContext that runs
+the same Glob tool, no engine, no store. Ratio = runtime seconds per turn / bare seconds per turn.
 """
 
 from __future__ import annotations
@@ -96,6 +100,66 @@ def _engine(fake, n: int, root, folder) -> float:
     return elapsed
 
 
+class _BareContext:
+    """The least a RunContext must do for the loop: count turns, run Glob, keep a transcript."""
+
+    def __init__(self, folder, n: int) -> None:
+        from types import SimpleNamespace
+
+        from stagent_lab.tools import get_tool
+        from stagent_lab.tools.base import ToolContext
+
+        self.prompt, self.instructions, self.model = "look", "x", MODEL
+        self.profile = SimpleNamespace(id="overhead", capability_overrides={})
+        self.options: dict[str, Any] = {}
+        self.turn, self.max_turns = 0, n + 5
+        self.stall_timeout_s = 60.0
+        self._glob = get_tool("Glob")
+        self._tool_ctx = ToolContext(working_dir=folder)
+        self._spec = {
+            "name": "Glob",
+            "description": self._glob.description,
+            "input_schema": self._glob.input_schema,
+        }
+
+    def begin_turn(self) -> int:
+        self.turn += 1
+        return self.turn
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        return [self._spec]
+
+    async def use_tool(self, name, tool_input, call_id=None):
+        from stagent_lab.runtimes.base import PermissionDecision, ToolOutcome
+
+        out = await self._glob.run(dict(tool_input), self._tool_ctx)
+        return ToolOutcome(True, out.output, False, PermissionDecision("allow", "rule"))
+
+    async def save_transcript(self, data) -> None:
+        self.transcript = data
+
+    async def load_transcript(self):
+        return None
+
+
+def _runtime_only(fake, n: int, folder) -> float:
+    import asyncio
+
+    from stagent_lab.runtimes.anthropic_direct import AnthropicDirectRuntime
+
+    runtime = AnthropicDirectRuntime(base_url=fake.base_url, api_key=KEY, max_tokens=1024)
+    ctx = _BareContext(folder, n)
+    fake.script(*_turns(n))
+
+    async def go() -> None:
+        async for _event in runtime.run(ctx):  # type: ignore[arg-type]
+            pass
+
+    t0 = time.perf_counter()
+    asyncio.run(go())
+    return time.perf_counter() - t0
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     from tests.fakes import AnthropicFake
 
@@ -106,16 +170,26 @@ def run(quick: bool) -> list[dict[str, Any]]:
         smoke_sizes={"turns": 3, "repeat": 1},
     )
     n, repeat = sizes["turns"], sizes["repeat"]
-    bare, engine = [], []
+    bare, engine, loop = [], [], []
     with scratch_dir() as root, AnthropicFake() as fake:
         folder = root / "project"
         folder.mkdir()
         (folder / "README.md").write_text("# bench\n")
-        for i in range(repeat):  # interleaved, so machine noise hits both sides alike
+        for i in range(repeat):  # interleaved, so machine noise hits all sides alike
             bare.append(_bare(fake, n, folder) / n)
+            loop.append(_runtime_only(fake, n, folder) / n)
             engine.append(_engine(fake, n, root / f"r{i}", folder) / n)
-    b, e = median(bare), median(engine)
+    b, e, r = median(bare), median(engine), median(loop)
     return [
+        metric(
+            "overhead.turn.runtime",
+            r * 1000,
+            "ms/turn",
+            baseline="bare anthropic SDK",
+            ratio=r / b,
+            note=f"anthropic-direct on the shared tool loop, no engine; {n} tool turns, median "
+            f"of {repeat}; bare SDK {b * 1000:.2f} ms/turn",
+        ),
         metric(
             "overhead.turn.engine",
             e * 1000,

@@ -1,4 +1,4 @@
-"""Retry, backoff and stall detection shared by the direct (HTTP) runtimes.
+"""Retry, backoff and stall detection for the direct (HTTP) runtimes' model calls.
 
 Why our own loop instead of the SDKs' retries: the SDKs retry silently, so a task log would
 never show that a call was rate limited or cut. The direct runtimes therefore build their
@@ -9,7 +9,9 @@ Each runtime supplies a ``classify`` function that turns a vendor exception into
 :class:`Fault` (retryable or not, a short reason, the provider's message, any
 ``retry-after``); anything it does not recognise propagates unchanged (our own bugs and
 ``LimitExceeded`` are not network faults). Stalls are measured here, between stream events,
-with ``asyncio.timeout`` in the consuming task, so they work the same for every transport.
+with ``asyncio.timeout`` in the consuming task, so they work the same for every transport; a
+stall is never retried (the total time must stay bounded by the stall limit) and fails the run
+with the shared "stream stalled" message of ``faults``.
 
 The module also holds the few helpers the three runtimes share (option lookup, capability
 overrides, key redaction), because they are part of the same "run one call safely" plumbing.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -28,17 +31,19 @@ from typing import Any, Generic, TypeVar
 
 from stagent_lab.errors import RuntimeFailure
 from stagent_lab.runtimes.base import Notice
+from stagent_lab.runtimes.faults import AUTH_STATUSES, DEFAULT_STALL_TIMEOUT_S, stall_failure
 
 T = TypeVar("T")
 
 # HTTP statuses worth retrying: rate limit, and transient server-side failures
 # (529 is Anthropic's "overloaded").
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-AUTH_STATUSES = frozenset({401, 403})
 
 DEFAULT_MAX_RETRIES = 3  # four attempts in all
-DEFAULT_STALL_TIMEOUT_S = 60.0
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
+# Upper bounds on the retry options, so no setting can make a failing call retry for hours.
+MAX_RETRIES_LIMIT = 10
+MAX_DELAY_LIMIT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,25 @@ class RetryPolicy:
 
     @classmethod
     def from_options(cls, opts: Callable[[str, Any], Any]) -> RetryPolicy:
+        """The policy from the runtime's options; out-of-range values fail the run clearly."""
         return cls(
-            max_retries=int(opts("max_retries", DEFAULT_MAX_RETRIES)),
-            base_s=float(opts("retry_base_s", 0.5)),
-            max_backoff_s=float(opts("retry_max_s", 20.0)),
-            retry_after_cap_s=float(opts("retry_after_cap_s", 60.0)),
+            max_retries=int(_bounded(opts, "max_retries", DEFAULT_MAX_RETRIES, MAX_RETRIES_LIMIT)),
+            base_s=_bounded(opts, "retry_base_s", 0.5, MAX_DELAY_LIMIT_S),
+            max_backoff_s=_bounded(opts, "retry_max_s", 20.0, MAX_DELAY_LIMIT_S),
+            retry_after_cap_s=_bounded(opts, "retry_after_cap_s", 60.0, MAX_DELAY_LIMIT_S),
         )
+
+
+def _bounded(opts: Callable[[str, Any], Any], name: str, default: float, upper: float) -> float:
+    value = opts(name, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= upper
+    ):
+        raise RuntimeFailure(f"option {name} must be a number from 0 to {upper:g}, got {value!r}")
+    return float(value)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -173,6 +191,20 @@ def is_transport_error(exc: BaseException) -> bool:
     )
 
 
+def is_read_timeout(exc: BaseException) -> bool:
+    """The HTTP client's own read timeout (set to the stall limit) or the SDK's wrapper of it.
+
+    Matched by class name so this module imports no HTTP library or SDK.
+    """
+    for cls in type(exc).__mro__:
+        root = cls.__module__.split(".")[0]
+        if cls.__name__ == "ReadTimeout" and root in ("httpx", "httpx2"):
+            return True
+        if cls.__name__ == "APITimeoutError" and root in ("anthropic", "openai"):
+            return True
+    return False
+
+
 def generic_fault(exc: BaseException) -> Fault | None:
     """Faults every runtime classifies the same way (our own stream checks, bad JSON)."""
     if isinstance(exc, StreamStalled):
@@ -207,7 +239,8 @@ async def call_with_retries(
 
     Events an attempt yields pass straight through, so streamed text reaches the log at once;
     text from an attempt that later fails stays yielded, and the Notice explains the restart.
-    Non-retryable faults and exhausted attempts raise RuntimeFailure("<provider>: ...").
+    Non-retryable faults and exhausted attempts raise RuntimeFailure("<provider>: ..."); a
+    stall (StreamStalled) is never retried and raises the shared "stream stalled" failure.
     """
     secrets = tuple(secrets)
     for n in range(1, policy.max_attempts + 1):
@@ -217,6 +250,8 @@ async def call_with_retries(
                 async for item in events:
                     yield item
             return
+        except StreamStalled as exc:
+            raise stall_failure(provider, exc.seconds) from None
         except Exception as exc:
             fault = classify(exc)
             if fault is None:
@@ -321,6 +356,7 @@ def check_transcript(data: Any, fmt: str) -> list[dict[str, Any]] | None:
 
 __all__ = [
     "AUTH_STATUSES",
+    "DEFAULT_STALL_TIMEOUT_S",
     "RETRY_STATUSES",
     "CallDone",
     "Fault",
@@ -333,6 +369,7 @@ __all__ = [
     "check_transcript",
     "first_within",
     "generic_fault",
+    "is_read_timeout",
     "is_transport_error",
     "iter_with_stall",
     "option_reader",

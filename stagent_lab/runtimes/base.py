@@ -105,7 +105,10 @@ class RunContext:
       task_id, prompt, profile, instructions (the full system prompt: SKILL.md body, project
       instructions, retrieved memories), model (str | None: explicit or profile override),
       working_dir, max_turns, resuming (bool), session_id (str | None, for resume),
-      options (dict: runtime settings such as base_url), turn (turns begun so far).
+      options (dict: runtime settings such as base_url), turn (turns begun so far),
+      stall_timeout_s (seconds without any event from the provider before the run fails;
+      a runtime's own ``stall_timeout_s`` option wins; read it as
+      ``getattr(ctx, "stall_timeout_s", 60.0)``, older contexts lack it).
     """
 
     task_id: str
@@ -119,6 +122,7 @@ class RunContext:
     session_id: str | None
     options: dict[str, Any]
     turn: int
+    stall_timeout_s: float = 60.0
 
     def begin_turn(self) -> int:
         """Count a model turn; raises LimitExceeded past max_turns. Returns the turn number."""

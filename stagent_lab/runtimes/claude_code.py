@@ -13,7 +13,16 @@ Usage: each model call is reported once, from the raw stream events (``message_s
 input and cache tokens, ``message_delta`` the output tokens). The result's ``model_usage`` and
 ``total_cost_usd`` are cumulative over the whole session, *including earlier runs of a resumed
 session*, so they are only used to find calls the stream did not show (sub-agents, compaction),
-against a baseline saved after every run; they are never booked as such.
+against a baseline saved after every run; they are never booked as such. The stream names the
+model the API answered with (a dated snapshot such as ``claude-sonnet-4-5-20250929``) while the
+totals are keyed by the id the CLI asked for (``claude-sonnet-4-5``), so the two are compared
+per model family, and never more than the session's totals grew by is booked.
+
+Provider faults: the CLI's own idle timeout is about five minutes and it retries a refused key
+for minutes, so the run watches the stream itself. No message for the stall limit while the CLI
+waits on the API (a running tool or a pending approval does not count) fails the run with
+"stream stalled: ..."; the first ``api_retry`` for HTTP 401/403 (or an
+``authentication_failed`` error) fails it with "authentication failed" at once.
 
 The SDK is imported inside functions only: importing this module stays cheap and a missing SDK
 gives a clear "install stagent-lab[claude]" error.
@@ -25,6 +34,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +53,7 @@ from stagent_lab.runtimes.base import (
     SessionStarted,
     UsageReport,
 )
+from stagent_lab.runtimes.faults import AUTH_STATUSES, StallWatch, auth_failure, stall_limit
 
 _INSTALL_HINT = "pip install 'stagent-lab[claude]'"
 TRANSCRIPT_FORMAT = "claude-code/1"
@@ -61,6 +72,9 @@ _QUIET_ENV = {
     "DISABLE_ERROR_REPORTING": "1",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
+# The suffixes that make one model family's ids differ: a snapshot date, "-latest", "[1m]".
+_MODEL_SUFFIX = re.compile(r"(\[[^\]]*\])$|-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
+_AUTH_HINT = "the API refused the credentials; check api_key / ANTHROPIC_API_KEY"
 _USAGE_KEYS = (  # (UsageReport field, CLI modelUsage key)
     ("input_tokens", "inputTokens"),
     ("output_tokens", "outputTokens"),
@@ -103,7 +117,9 @@ class ClaudeCodeRuntime(Runtime):
     reporting and non-essential traffic are switched off), ``max_retries`` (the CLI's own API
     retries, ``CLAUDE_CODE_MAX_RETRIES``), ``system_prompt_mode`` ("replace":
     SKILL.md is the whole system prompt; "append": appended to Claude Code's own),
-    ``resume_prompt``, ``effort``, ``interrupt_timeout_s``, ``close_timeout_s``.
+    ``resume_prompt``, ``effort``, ``interrupt_timeout_s``, ``close_timeout_s``,
+    ``stall_timeout_s`` (else the engine's ``ctx.stall_timeout_s``, else 60),
+    ``startup_timeout_s`` (the longest wait for the CLI's first message; 60).
     """
 
     id = "claude-code"
@@ -203,12 +219,18 @@ class _ClaudeRun:
         self.calls: dict[str | None, dict[str, Any]] = {}  # open model call per stream
         self.reported: dict[str, dict[str, int]] = {}  # tokens booked this run, per model
         self.last_text = ""
+        self.auth_error: str | None = None  # the CLI's words when the API refused the key
         cred = runtime._credential()
         self.secrets = [
             cred[1] if cred else None,
             self.opt.get("api_key"),
             self.opt.get("auth_token"),
         ]
+        self.watch = StallWatch(
+            stall_limit(ctx, self.opt),
+            "the Claude Code CLI",
+            first_event_s=float(self.opt.get("startup_timeout_s", 60.0)),
+        )
 
     # -- options --
 
@@ -308,7 +330,8 @@ class _ClaudeRun:
         call_id = getattr(context, "tool_use_id", None)
         if call_id:
             self.tool_names.setdefault(call_id, name)
-        decision = await self.ctx.check_permission(name, dict(tool_input or {}), call_id)
+        with self.watch.paused():  # the CLI waits on us (maybe on a person), not on the API
+            decision = await self.ctx.check_permission(name, dict(tool_input or {}), call_id)
         if decision.behavior == "allow":
             return self.sdk.PermissionResultAllow(updated_input=decision.updated_input)
         message = decision.message or f"Permission denied ({decision.tier})."
@@ -340,12 +363,13 @@ class _ClaudeRun:
                 self.pid = _process_pid(client)
                 await client.query(prompt)
                 result = None
-                async for message in client.receive_response():  # ends after the result
-                    if isinstance(message, self.sdk.ResultMessage):
-                        result = message
-                        continue
-                    for event in self._translate(message):
-                        yield event
+                async with contextlib.aclosing(client.receive_response()) as stream:
+                    async for message in self.watch.watch(stream):  # ends after the result
+                        if isinstance(message, self.sdk.ResultMessage):
+                            result = message
+                            continue
+                        for event in self._translate(message):
+                            yield event
             except self.sdk.ClaudeSDKError as exc:
                 raise self._failure(exc) from None
             if result is None:
@@ -437,6 +461,9 @@ class _ClaudeRun:
         out: list[RuntimeEvent] = []
         if message.error:  # the CLI's synthetic message about a failed call, not model text
             text = " ".join(b.text for b in message.content if isinstance(b, sdk.TextBlock))
+            if message.error == "authentication_failed":
+                # The result follows at once and carries the HTTP status; fail there.
+                self.auth_error = text or _AUTH_HINT
             out.append(
                 Notice(
                     f"claude-code API error: {message.error}",
@@ -452,6 +479,7 @@ class _ClaudeRun:
                     out.append(AssistantText(block.text))
             elif isinstance(block, sdk.ToolUseBlock):
                 self.tool_names[block.id] = block.name
+                self.watch.hold(("tool", block.id))  # the CLI runs it: not the API's silence
         return out
 
     def _tool_results(self, message: Any) -> None:
@@ -459,6 +487,7 @@ class _ClaudeRun:
             return
         for block in message.content:
             if isinstance(block, self.sdk.ToolResultBlock):
+                self.watch.release(("tool", block.tool_use_id))
                 name = self.tool_names.get(block.tool_use_id, "unknown")
                 self.ctx.log_tool_result(
                     name, _content_text(block.content), bool(block.is_error), block.tool_use_id
@@ -492,7 +521,26 @@ class _ClaudeRun:
             return out
         if message.subtype in ("status", "session_state_changed"):
             return []
+        if message.subtype == "api_retry":
+            return self._api_retry(data)
         return [Notice(f"claude-code: {message.subtype}", {"subtype": message.subtype})]
+
+    def _api_retry(self, data: dict[str, Any]) -> list[RuntimeEvent]:
+        """A failed API call the CLI is about to retry: logged, except a refused key, which
+        fails the run now instead of after minutes of retries."""
+        status = data.get("error_status")
+        status = status if isinstance(status, int) else None
+        if status in AUTH_STATUSES or data.get("error") == "authentication_failed":
+            raise auth_failure("claude-code", status, _AUTH_HINT)
+        what = f"HTTP {status}" if status else str(data.get("error") or "no response")
+        delay = data.get("retry_delay_ms")
+        delay_s = round(delay / 1000, 3) if isinstance(delay, int | float) else None
+        message = (
+            f"claude-code: API call failed ({what}); retry {data.get('attempt')} of "
+            f"{data.get('max_retries')} in {delay_s} s"
+        )
+        keys = ("attempt", "max_retries", "error_status", "error")
+        return [Notice(message, {**{k: data.get(k) for k in keys}, "delay_s": delay_s})]
 
     # -- the end --
 
@@ -549,6 +597,9 @@ class _ClaudeRun:
             raise LimitExceeded("Claude Code stopped at its budget limit")
         if result.is_error or result.subtype != "success":
             status = getattr(result, "api_error_status", None)
+            if status in AUTH_STATUSES or self.auth_error:
+                detail = _cli_env.scrub(self.auth_error or _AUTH_HINT, self.secrets)
+                raise auth_failure("claude-code", status, detail)
             errors = "; ".join(str(e) for e in (result.errors or []))
             text = errors or result.result or result.subtype
             where = f" (HTTP {status})" if status else ""
@@ -561,16 +612,35 @@ class _ClaudeRun:
     def _unstreamed_usage(
         self, cumulative: dict[str, dict[str, int]], baseline: dict[str, dict[str, int]]
     ) -> list[RuntimeEvent]:
+        """Calls the stream did not show: the session's totals minus the baseline minus what
+        was booked, per model family. Booked at most what the totals grew by, field by field,
+        so no naming difference between the stream and the totals can book a call twice."""
+        fields = [f for f, _ in _USAGE_KEYS]
+        grown = _by_family(cumulative)
+        before = _by_family(baseline)
+        seen = _by_family(self.reported)
+        left = {
+            f: max(
+                0,
+                sum(t[f] for t in grown.values())
+                - sum(t[f] for t in before.values())
+                - sum(t[f] for t in seen.values()),
+            )
+            for f in fields
+        }
         out: list[RuntimeEvent] = []
-        for model, totals in cumulative.items():
-            before = baseline.get(model, {})
-            seen = self.reported.get(model, {})
-            rest = {
-                field: max(0, totals.get(field, 0) - int(before.get(field, 0)) - seen.get(field, 0))
-                for field, _ in _USAGE_KEYS
-            }
+        for family, totals in grown.items():
+            rest = {}
+            for f in fields:
+                due = totals[f] - before.get(family, {}).get(f, 0) - seen.get(family, {}).get(f, 0)
+                rest[f] = min(max(0, due), left[f])
+                left[f] -= rest[f]
             if any(rest.values()):
-                out.append(self._book(model, rest))
+                name = next(
+                    (m for m in self.reported if model_family(m) == family),
+                    next(m for m in cumulative if model_family(m) == family),
+                )
+                out.append(self._book(name, rest))
         return out
 
     def _failure(self, exc: BaseException | None) -> RuntimeFailure:
@@ -621,6 +691,25 @@ def _content_text(content: Any) -> str:
     return "\n".join(parts)
 
 
+def model_family(model: str) -> str:
+    """``claude-sonnet-4-5-20250929`` and ``claude-sonnet-4-5`` → ``claude-sonnet-4-5``."""
+    name = model.strip().lower()
+    while True:
+        shorter = _MODEL_SUFFIX.sub("", name)
+        if shorter == name:
+            return name
+        name = shorter
+
+
+def _by_family(usage: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for model, tokens in usage.items():
+        into = out.setdefault(model_family(model), dict.fromkeys((f for f, _ in _USAGE_KEYS), 0))
+        for field in into:
+            into[field] += int(tokens.get(field) or 0)
+    return out
+
+
 def _model_usage(raw: Any) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for model, entry in (raw or {}).items():
@@ -629,4 +718,4 @@ def _model_usage(raw: Any) -> dict[str, dict[str, int]]:
     return out
 
 
-__all__ = ["ClaudeCodeRuntime", "bundled_cli", "cli_tools"]
+__all__ = ["ClaudeCodeRuntime", "bundled_cli", "cli_tools", "model_family"]

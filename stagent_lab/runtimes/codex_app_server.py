@@ -2,16 +2,20 @@
 
 Codex runs its own tools (shell commands, patches) inside its sandbox. With approval policy
 ``on-request`` it asks the client before a command leaves the sandbox or a patch writes where
-the sandbox does not allow; every such request (``item/commandExecution/requestApproval``,
-``item/fileChange/requestApproval``) is answered by the engine's cascade: a command is checked
-as ``Bash`` with its ``command`` (the shell wrapper unwrapped, so ``Bash(command:git *)`` rules
-apply), a file change as ``Write`` (new file) or ``Edit`` per changed path. "Always allow"
-answers ``acceptForSession`` and saves our rule; a denial answers ``decline`` and the deny
-message is steered into the running turn (``turn/steer``) so the agent reads why.
+the sandbox does not allow; every such request is answered by the engine's cascade (mapped in
+``codex.approvals``). "Always allow" answers ``acceptForSession`` and saves our rule; a denial
+answers ``decline`` and the deny message is steered into the running turn (``turn/steer``) so
+the agent reads why.
 
-Transport: JSON lines on stdio by default; ``transport="websocket"`` starts the server on a
-loopback port of its choosing with a one-time capability token (only its SHA-256 is on the
-command line) and speaks RFC 6455 frames through a small client in this module.
+This module is the adapter: a Codex thread and turn turned into runtime events. Finding the
+binary and its command line is ``codex.binary``; the JSON-RPC connection (stdio by default,
+``transport="websocket"`` for a loopback WebSocket with a one-time capability token, of which
+only the SHA-256 is on the command line) is ``codex.rpc``.
+
+Provider faults: the turn fails with "stream stalled: ..." when Codex reports nothing for the
+stall limit while it waits on the model (a running command or a pending approval does not
+count), and with "authentication failed" on the first 401/403 Codex reports, instead of after
+its own reconnect loop.
 
 Usage: ``thread/tokenUsage/updated`` carries the thread's cumulative totals; each report is the
 difference to the last totals seen, and the totals are saved after every report so a resumed
@@ -21,16 +25,12 @@ thread (whose totals include the earlier runs) is never booked twice.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
 import os
-import platform
 import re
 import secrets
-import shlex
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +51,26 @@ from stagent_lab.runtimes.base import (
     SessionStarted,
     UsageReport,
 )
+from stagent_lab.runtimes.codex.approvals import (
+    approval_answer,
+    change_kind,
+    command_check,
+    file_change_checks,
+    unwrap_shell,
+)
+from stagent_lab.runtimes.codex.binary import find_codex, server_argv, server_env
+from stagent_lab.runtimes.codex.rpc import (
+    MESSAGE_LIMIT,
+    Closed,
+    JsonRpc,
+    RpcError,
+    StdioLink,
+    Unreadable,
+    WebSocketLink,
+)
+from stagent_lab.runtimes.faults import AUTH_STATUSES, StallWatch, auth_failure, stall_limit
 
 TRANSCRIPT_FORMAT = "codex-app-server/1"
-PROVIDER_ID = "stagent"  # the model_providers entry we add when base_url is given
 DEFAULT_RESUME_PROMPT = (
     "Continue the task from where you stopped. If it is already finished, give your final "
     "answer again."
@@ -61,49 +78,15 @@ DEFAULT_RESUME_PROMPT = (
 APPROVAL_POLICIES = frozenset({"on-request", "untrusted"})  # never "never": we must be asked
 SANDBOXES = frozenset({"read-only", "workspace-write", "danger-full-access"})
 PROFILE_OPTIONS = frozenset({"sandbox", "approval_policy", "resume_prompt", "instructions_mode"})
-_SHELLS = frozenset({"bash", "sh", "zsh", "dash"})
-_LINE_LIMIT = 64 * 1024 * 1024  # one JSON-RPC message per line; command output can be large
 _BANNER = re.compile(r"listening on:\s*(ws://[0-9.]+:\d+)")
-_NATIVE_PACKAGES = {
-    ("linux", "x86_64"): ("codex-linux-x64", "x86_64-unknown-linux-musl"),
-    ("linux", "aarch64"): ("codex-linux-arm64", "aarch64-unknown-linux-musl"),
-    ("darwin", "x86_64"): ("codex-darwin-x64", "x86_64-apple-darwin"),
-    ("darwin", "arm64"): ("codex-darwin-arm64", "aarch64-apple-darwin"),
-}
+# Items that are the model speaking; any other item in progress (a command, a patch, an MCP
+# call) is Codex working, not waiting on the model, so it holds the stall clock.
+_MODEL_ITEMS = frozenset({"userMessage", "agentMessage", "reasoning", "plan"})
 
 
-# ---- finding the binary -----------------------------------------------------------------------
-
-
-def _native_in(node_modules: Path) -> Path | None:
-    system = "linux" if sys.platform.startswith("linux") else sys.platform
-    machine = platform.machine().lower()
-    if machine in ("amd64", "x64"):
-        machine = "x86_64"
-    elif machine in ("arm64", "aarch64"):
-        machine = "aarch64" if system == "linux" else "arm64"
-    entry = _NATIVE_PACKAGES.get((system, machine))
-    if entry is None:
-        return None
-    package, triple = entry
-    return node_modules / "@openai" / package / "vendor" / triple / "bin" / "codex"
-
-
-def find_codex(explicit: str | None = None) -> str | None:
-    """The codex binary: ``explicit``, ``$STAGENT_CODEX_BIN``, the project's npm install
-    (``<repo>/node_modules``; the native binary of the platform package when present, so no
-    Node.js wrapper sits between us and the server), or ``codex`` on PATH."""
-    if explicit:
-        return _cli_env.executable(explicit)
-    node_modules = _cli_env.package_repo_root() / "node_modules"
-    return _cli_env.first_executable(
-        [
-            os.environ.get("STAGENT_CODEX_BIN"),
-            _native_in(node_modules),
-            node_modules / ".bin" / "codex",
-            _cli_env.which("codex"),
-        ]
-    )
+@dataclass
+class _Emit:
+    event: RuntimeEvent
 
 
 class CodexAppServerRuntime(Runtime):
@@ -116,7 +99,8 @@ class CodexAppServerRuntime(Runtime):
     ``env``, ``config`` ({dotted.key: value} passed as ``-c`` overrides), ``sandbox``,
     ``approval_policy`` ("on-request" | "untrusted"), ``instructions_mode`` ("developer" |
     "base"), ``quiet`` (True: plugins, apps and update checks off), ``resume_prompt``,
-    ``startup_timeout_s``, ``request_timeout_s``, ``interrupt_timeout_s``.
+    ``startup_timeout_s``, ``request_timeout_s``, ``interrupt_timeout_s``, ``stall_timeout_s``
+    (else the engine's ``ctx.stall_timeout_s``, else 60).
     """
 
     id = "openai-codex-app-server"
@@ -173,251 +157,7 @@ class CodexAppServerRuntime(Runtime):
             yield event
 
 
-# ---- JSON-RPC plumbing -----------------------------------------------------------------------
-
-
-class _RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{message} (code {code})")
-        self.code = code
-
-
-@dataclass
-class _Closed:
-    reason: str
-
-
-@dataclass
-class _Emit:
-    event: RuntimeEvent
-
-
-class _StdioLink:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    async def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        await self.proc.stdin.drain()
-
-    async def receive(self) -> str | None:
-        assert self.proc.stdout is not None
-        line = await self.proc.stdout.readline()
-        return line.decode() if line else None
-
-    async def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-            with contextlib.suppress(Exception):
-                self.proc.stdin.close()
-
-
-class _WebSocketLink:
-    """A minimal RFC 6455 client: text frames out (masked), text frames in, ping → pong."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def connect(cls, url: str, token: str, timeout: float) -> _WebSocketLink:
-        match = re.fullmatch(r"ws://([0-9.]+):(\d+)/?", url)
-        if not match:
-            raise RuntimeFailure(f"codex: unexpected websocket address {url!r}")
-        host, port = match.group(1), int(match.group(2))
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=_LINE_LIMIT), timeout
-        )
-        key = base64.b64encode(secrets.token_bytes(16)).decode()
-        request = (
-            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n"
-        )
-        writer.write(request.encode())
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-        expected = base64.b64encode(
-            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-        ).decode()
-        if " 101 " not in status + " " or expected.encode() not in head:
-            writer.close()
-            raise RuntimeFailure(f"codex: websocket handshake refused: {status}")
-        return cls(reader, writer)
-
-    async def send(self, text: str) -> None:
-        await self._frame(0x1, text.encode())
-
-    async def _frame(self, opcode: int, payload: bytes) -> None:
-        mask = secrets.token_bytes(4)
-        size = len(payload)
-        if size < 126:
-            head = bytes([0x80 | opcode, 0x80 | size])
-        elif size < 1 << 16:
-            head = bytes([0x80 | opcode, 0x80 | 126]) + size.to_bytes(2, "big")
-        else:
-            head = bytes([0x80 | opcode, 0x80 | 127]) + size.to_bytes(8, "big")
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        async with self._lock:
-            self.writer.write(head + mask + body)
-            await self.writer.drain()
-
-    async def receive(self) -> str | None:
-        message = b""
-        while True:
-            try:
-                first, second = await self.reader.readexactly(2)
-                size = second & 0x7F
-                if size == 126:
-                    size = int.from_bytes(await self.reader.readexactly(2), "big")
-                elif size == 127:
-                    size = int.from_bytes(await self.reader.readexactly(8), "big")
-                mask = await self.reader.readexactly(4) if second & 0x80 else b""
-                payload = await self.reader.readexactly(size)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return None
-            if mask:
-                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-            opcode = first & 0x0F
-            if opcode == 0x8:  # close
-                return None
-            if opcode == 0x9:  # ping
-                await self._frame(0xA, payload)
-                continue
-            if opcode in (0x1, 0x2, 0x0):
-                message += payload
-                if first & 0x80:
-                    return message.decode()
-            # pong and unknown control frames are ignored
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._frame(0x8, b"\x03\xe8"), 1)
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-
-class _Rpc:
-    """Requests with futures; notifications and server requests go to ``incoming``."""
-
-    def __init__(self, link: Any, incoming: asyncio.Queue[Any], closed_reason: Any) -> None:
-        self.link = link
-        self.incoming = incoming
-        self._closed_reason = closed_reason
-        self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._next = 0
-        self.closed = False
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    async def _read(self) -> None:
-        reason = None
-        try:
-            while True:
-                line = await self.link.receive()
-                if line is None:
-                    break
-                await self._dispatch(line.strip())
-        except asyncio.CancelledError:
-            self.closed = True
-            self._fail_pending("connection closed")
-            raise
-        except Exception as exc:  # a broken link ends the run below
-            reason = f"connection error: {exc}"
-        self.closed = True
-        reason = reason or await self._closed_reason()
-        self._fail_pending(reason)
-        await self.incoming.put(_Closed(reason))
-
-    async def _dispatch(self, line: str) -> None:
-        if not line:
-            return
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            notice = Notice("codex: unreadable message skipped", {"line": line[:200]})
-            await self.incoming.put(_Emit(notice))
-            return
-        if not isinstance(msg, dict):
-            return
-        if "id" in msg and "method" not in msg:
-            fut = self._pending.pop(msg["id"], None) if isinstance(msg["id"], int) else None
-            if fut is not None and not fut.done():
-                if "error" in msg:
-                    err = msg.get("error") or {}
-                    fut.set_exception(
-                        _RpcError(int(err.get("code", -1)), str(err.get("message", err)))
-                    )
-                else:
-                    fut.set_result(msg.get("result"))
-            return
-        await self.incoming.put(msg)
-
-    def _fail_pending(self, reason: str) -> None:
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(RuntimeFailure(f"codex: {reason}"))
-        self._pending.clear()
-
-    async def request(self, method: str, params: Any, timeout: float) -> Any:
-        if self.closed:
-            raise RuntimeFailure(f"codex: {await self._closed_reason()}")
-        self._next += 1
-        rid = self._next
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = fut
-        await self.link.send(json.dumps({"id": rid, "method": method, "params": params}))
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise RuntimeFailure(f"codex: {method} got no answer within {timeout:g}s") from None
-        finally:
-            self._pending.pop(rid, None)
-
-    async def notify(self, method: str, params: Any = None) -> None:
-        msg: dict[str, Any] = {"method": method}
-        if params is not None:
-            msg["params"] = params
-        await self.link.send(json.dumps(msg))
-
-    async def respond(self, rid: Any, result: Any) -> None:
-        if not self.closed:
-            await self.link.send(json.dumps({"id": rid, "result": result}))
-
-    async def respond_error(self, rid: Any, code: int, message: str) -> None:
-        if not self.closed:
-            await self.link.send(
-                json.dumps({"id": rid, "error": {"code": code, "message": message}})
-            )
-
-    def stop(self) -> None:
-        self._reader.cancel()
-
-
 # ---- one run ---------------------------------------------------------------------------------
-
-
-def unwrap_shell(command: str) -> str:
-    """``/bin/bash -lc 'git status'`` → ``git status`` (the part a rule should judge)."""
-    try:
-        argv = shlex.split(command)
-    except ValueError:
-        return command
-    if len(argv) == 3 and Path(argv[0]).name in _SHELLS and argv[1] in ("-c", "-lc", "-l"):
-        return argv[2]
-    return command
-
-
-def approval_answer(decisions: list[PermissionDecision], available: list[Any] | None) -> str:
-    """Our decisions → Codex's: accept / acceptForSession (every decision was "always") /
-    decline. ``available`` (when Codex lists it) limits acceptForSession."""
-    if not decisions or any(d.behavior != "allow" for d in decisions):
-        return "decline"
-    names = {a for a in available if isinstance(a, str)} if available is not None else None
-    if all(d.always for d in decisions) and (names is None or "acceptForSession" in names):
-        return "acceptForSession"
-    return "accept"
 
 
 @dataclass
@@ -463,6 +203,7 @@ class _Turn:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     status: str | None = None
     error: str | None = None
+    error_status: int | None = None  # the HTTP status Codex reported with the error, if any
 
 
 class _CodexRun:
@@ -474,7 +215,7 @@ class _CodexRun:
         self.marker = _cli_env.new_marker()
         self.tail = _cli_env.StderrTail()
         self.proc: asyncio.subprocess.Process | None = None
-        self.rpc: _Rpc | None = None
+        self.rpc: JsonRpc | None = None
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()
         self.thread_id: str | None = None
         self.model: str | None = None
@@ -488,6 +229,7 @@ class _CodexRun:
         self.stderr_tasks: list[asyncio.Task[Any]] = []
         self.ws_url: asyncio.Future[str] | None = None
         self.secrets = [self.opt.get("api_key"), os.environ.get("OPENAI_API_KEY")]
+        self.watch = StallWatch(stall_limit(ctx, self.opt), "codex")
 
     # -- configuration --
 
@@ -514,50 +256,6 @@ class _CodexRun:
             )
         return str(policy)
 
-    def _argv(self, binary: str, listen: str, token_sha: str | None) -> list[str]:
-        argv = [binary, "app-server", "--listen", listen]
-        if token_sha:
-            argv += ["--ws-auth", "capability-token", "--ws-token-sha256", token_sha]
-        overrides: dict[str, Any] = {}
-        if self.opt.get("quiet", True):
-            overrides.update(
-                {
-                    "check_for_update_on_startup": False,
-                    "analytics.enabled": False,
-                    "features.plugins": False,
-                    "features.remote_plugin": False,
-                    "features.apps": False,
-                }
-            )
-        if self.opt.get("base_url"):
-            prefix = f"model_providers.{PROVIDER_ID}"
-            overrides.update(
-                {
-                    "model_provider": PROVIDER_ID,
-                    f"{prefix}.name": "stagent_lab",
-                    f"{prefix}.base_url": str(self.opt["base_url"]),
-                    f"{prefix}.wire_api": "responses",
-                }
-            )
-            if self.opt.get("api_key") or os.environ.get("OPENAI_API_KEY"):
-                overrides[f"{prefix}.env_key"] = "OPENAI_API_KEY"
-        overrides.update(dict(self.opt.get("config") or {}))
-        for key, value in overrides.items():
-            argv += ["-c", f"{key}={_toml(value)}"]
-        return argv
-
-    def _env(self) -> dict[str, str | None]:
-        env: dict[str, str | None] = {}
-        if self.opt.get("codex_home"):
-            env["CODEX_HOME"] = str(Path(self.opt["codex_home"]).expanduser())
-        if self.opt.get("home"):
-            env["HOME"] = str(Path(self.opt["home"]).expanduser())
-        if self.opt.get("api_key"):
-            env["OPENAI_API_KEY"] = str(self.opt["api_key"])
-        for key, value in dict(self.opt.get("env") or {}).items():
-            env[str(key)] = None if value is None else str(value)
-        return env
-
     # -- process --
 
     async def _start(self) -> None:
@@ -568,17 +266,16 @@ class _CodexRun:
         token = None
         if transport == "websocket":
             token = secrets.token_urlsafe(32)
-            argv = self._argv(
-                binary, "ws://127.0.0.1:0", hashlib.sha256(token.encode()).hexdigest()
-            )
+            token_sha = hashlib.sha256(token.encode()).hexdigest()
+            argv = server_argv(binary, "ws://127.0.0.1:0", token_sha, self.opt)
             self.ws_url = asyncio.get_running_loop().create_future()
         elif transport == "stdio":
-            argv = self._argv(binary, "stdio://", None)
+            argv = server_argv(binary, "stdio://", None, self.opt)
         else:
             raise RuntimeFailure(
                 f"codex: transport must be 'stdio' or 'websocket', got {transport!r}"
             )
-        env = _cli_env.child_env(self._env(), marker=self.marker)
+        env = _cli_env.child_env(server_env(self.opt), marker=self.marker)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -587,7 +284,7 @@ class _CodexRun:
                 stderr=asyncio.subprocess.PIPE,
                 cwd=str(self.ctx.working_dir),
                 env=env,
-                limit=_LINE_LIMIT,
+                limit=MESSAGE_LIMIT,
             )
         except OSError as exc:
             raise RuntimeFailure(f"codex: cannot start {binary}: {exc}") from None
@@ -603,10 +300,10 @@ class _CodexRun:
                 raise RuntimeFailure(
                     self._why(f"codex app-server did not start listening within {startup:g}s")
                 ) from None
-            link: Any = await _WebSocketLink.connect(url, token, startup)
+            link: Any = await WebSocketLink.connect(url, token, startup)
         else:
-            link = _StdioLink(self.proc)
-        self.rpc = _Rpc(link, self.incoming, self._closed_reason)
+            link = StdioLink(self.proc)
+        self.rpc = JsonRpc(link, self.incoming, self._closed_reason)
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         with contextlib.suppress(Exception):
@@ -707,7 +404,7 @@ class _CodexRun:
                     )
                 else:
                     started = await rpc.request("thread/start", params, timeout)
-            except _RpcError as exc:
+            except RpcError as exc:
                 raise RuntimeFailure(self._why(f"could not open the thread: {exc}")) from None
             thread = (started or {}).get("thread") or {}
             self.thread_id = thread.get("id")
@@ -739,13 +436,16 @@ class _CodexRun:
                 turn_params["effort"] = effort
             try:
                 begun = await rpc.request("turn/start", turn_params, timeout)
-            except _RpcError as exc:
+            except RpcError as exc:
                 raise RuntimeFailure(self._why(f"could not start the turn: {exc}")) from None
             self.turn.id = ((begun or {}).get("turn") or {}).get("id")
             while not self.turn.done.is_set():
-                item = await self.incoming.get()
-                if isinstance(item, _Closed):
+                item = await self.watch.wait(self.incoming.get())
+                if isinstance(item, Closed):
                     raise RuntimeFailure(f"codex: {item.reason}")
+                if isinstance(item, Unreadable):
+                    yield Notice("codex: unreadable message skipped", {"line": item.line})
+                    continue
                 if isinstance(item, _Emit):
                     yield item.event
                     continue
@@ -844,9 +544,13 @@ class _CodexRun:
             item = params.get("item") or {}
             if item.get("id"):
                 self.items[str(item["id"])] = item
+                if item.get("type") not in _MODEL_ITEMS:
+                    self.watch.hold(("item", str(item["id"])))
             return []
         if method == "item/completed":
-            return self._item_completed(params.get("item") or {})
+            item = params.get("item") or {}
+            self.watch.release(("item", str(item.get("id"))))
+            return self._item_completed(item)
         if method == "thread/tokenUsage/updated":
             return await self._usage(params)
         if method == "turn/completed":
@@ -856,15 +560,24 @@ class _CodexRun:
                 error = turn.get("error") or {}
                 if error:
                     self.turn.error = str(error.get("message") or error)
+                    self.turn.error_status = http_status(error)
                 self.turn.done.set()
             return []
         if method == "error":
             error = params.get("error") or {}
             text = str(error.get("message") or error)
+            status = http_status(error)
+            if status in AUTH_STATUSES:
+                # Codex would reconnect five times with the same refused key; stop now.
+                detail = str(error.get("additionalDetails") or text)
+                raise auth_failure("codex", status, _cli_env.scrub(detail, self.secrets))
+            data: dict[str, Any] = {"error": text}
+            if status is not None:
+                data["status"] = status
             if params.get("willRetry"):
-                return [Notice(f"codex: retrying after an error: {text}", {"error": text})]
+                return [Notice(f"codex: retrying after an error: {text}", data)]
             self.turn.error = text
-            return [Notice(f"codex error: {text}", {"error": text})]
+            return [Notice(f"codex error: {text}", data)]
         if method in ("warning", "configWarning", "deprecationNotice", "guardianWarning"):
             text = params.get("message") or params.get("summary") or json.dumps(params)[:500]
             return [Notice(f"codex {method}: {text}")]
@@ -903,7 +616,7 @@ class _CodexRun:
             return out
         if kind == "fileChange":
             changes = item.get("changes") or []
-            lines = [f"{_kind(c)} {c.get('path')}" for c in changes if isinstance(c, dict)]
+            lines = [f"{change_kind(c)} {c.get('path')}" for c in changes if isinstance(c, dict)]
             status = item.get("status")
             self.ctx.log_tool_result(
                 "Edit", "\n".join([*lines, f"[{status}]"]), status != "completed", item_id
@@ -926,6 +639,9 @@ class _CodexRun:
             return [Result(self.last_text)]
         if status == "interrupted":
             raise RuntimeFailure(self._why("the turn was interrupted"))
+        if self.turn.error_status in AUTH_STATUSES:
+            detail = _cli_env.scrub(self.turn.error or "no detail", self.secrets)
+            raise auth_failure("codex", self.turn.error_status, detail)
         raise RuntimeFailure(
             _cli_env.scrub(
                 f"codex: turn {status or 'ended'}: {self.turn.error or 'no detail'}", self.secrets
@@ -938,6 +654,11 @@ class _CodexRun:
         assert self.rpc is not None
         rid, method = msg.get("id"), msg.get("method")
         params = msg.get("params") or {}
+        with self.watch.paused():  # Codex waits on us (and maybe a person), not on the model
+            await self._answer(rid, method, params)
+
+    async def _answer(self, rid: Any, method: Any, params: dict[str, Any]) -> None:
+        assert self.rpc is not None
         try:
             if params.get("threadId") not in (None, self.thread_id):
                 await self.rpc.respond_error(rid, -32602, "unknown thread")
@@ -966,44 +687,16 @@ class _CodexRun:
     async def _command_approval(self, params: dict[str, Any]) -> dict[str, Any]:
         item_id = str(params.get("itemId"))
         self.asked.add(item_id)
-        raw = str(params.get("command") or (self.items.get(item_id) or {}).get("command") or "")
-        command = unwrap_shell(raw)
-        tool_input: dict[str, Any] = {"command": command}
-        if raw != command:
-            tool_input["raw_command"] = raw
-        for key in ("cwd", "reason"):
-            if params.get(key):
-                tool_input[key] = params[key]
+        tool_input = command_check(params, self.items.get(item_id))
         decision = await self.ctx.check_permission("Bash", tool_input, item_id)
         if decision.behavior == "deny":
-            await self._tell_denied(f"`{command}`", decision)
+            await self._tell_denied(f"`{tool_input['command']}`", decision)
         return {"decision": approval_answer([decision], params.get("availableDecisions"))}
 
     async def _file_approval(self, params: dict[str, Any]) -> dict[str, Any]:
         item_id = str(params.get("itemId"))
         self.asked.add(item_id)
-        changes = [
-            c
-            for c in (self.items.get(item_id) or {}).get("changes") or []
-            if isinstance(c, dict) and c.get("path")
-        ]
-        checks: list[tuple[str, dict[str, Any]]] = []
-        for change in changes:
-            kind = _kind(change)
-            tool = "Write" if kind == "add" else "Edit"
-            checks.append(
-                (
-                    tool,
-                    {
-                        "file_path": str(change["path"]),
-                        "change": kind,
-                        "diff": str(change.get("diff") or "")[:4000],
-                    },
-                )
-            )
-        if not checks:
-            root = params.get("grantRoot") or str(self.ctx.working_dir)
-            checks.append(("Edit", {"file_path": str(root), "reason": params.get("reason")}))
+        checks = file_change_checks(params, self.items.get(item_id), Path(self.ctx.working_dir))
         decisions: list[PermissionDecision] = []
         for tool, tool_input in checks:
             decision = await self.ctx.check_permission(tool, tool_input, item_id)
@@ -1029,7 +722,7 @@ class _CodexRun:
                 },
                 self._timeout("request_timeout_s", 60.0),
             )
-        except (RuntimeFailure, _RpcError) as exc:
+        except (RuntimeFailure, RpcError) as exc:
             await self.incoming.put(
                 _Emit(Notice(f"codex: could not pass the deny message to the agent: {exc}"))
             )
@@ -1071,26 +764,6 @@ def _text(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text, "text_elements": []}
 
 
-def _kind(change: dict[str, Any]) -> str:
-    kind = change.get("kind")
-    if isinstance(kind, dict):
-        return str(kind.get("type") or "update")
-    return str(kind or "update")
-
-
-def _toml(value: Any) -> str:
-    """A -c override value as TOML (JSON strings, numbers and booleans are valid TOML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    if isinstance(value, list | dict):
-        raise RuntimeFailure(
-            "codex: config overrides take strings, numbers and booleans; use dotted keys for tables"
-        )
-    return json.dumps(str(value))
-
-
 def _reasoning_effort(ctx: RunContext, runtime_id: str) -> str | None:
     table = getattr(getattr(ctx, "profile", None), "capability_overrides", None) or {}
     entry = table.get(runtime_id) if isinstance(table, dict) else None
@@ -1105,4 +778,21 @@ def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-__all__ = ["CodexAppServerRuntime", "approval_answer", "find_codex", "unwrap_shell"]
+def http_status(error: Any) -> int | None:
+    """The HTTP status inside a Codex error's ``codexErrorInfo`` (its variant names vary:
+    ``httpConnectionFailed``, ``responseStreamDisconnected``, ...)."""
+    info = error.get("codexErrorInfo") if isinstance(error, dict) else None
+    if isinstance(info, dict):
+        for value in info.values():
+            if isinstance(value, dict) and isinstance(value.get("httpStatusCode"), int):
+                return int(value["httpStatusCode"])
+    return None
+
+
+__all__ = [
+    "CodexAppServerRuntime",
+    "approval_answer",
+    "find_codex",
+    "http_status",
+    "unwrap_shell",
+]

@@ -1,9 +1,11 @@
 """ollama: local models through Ollama's ``/api/chat`` (NDJSON streaming over httpx).
 
-No vendor SDK: httpx is a core dependency, so this runtime is available whenever an Ollama
-server answers ``GET /api/version``. Tool calls arrive as objects (``arguments`` is already a
-JSON object); results go back as ``{"role": "tool", "tool_name": ..., "content": ...}``
-messages. Local inference costs nothing, so usage is reported with ``cost_usd=0.0``.
+This module is the wire mapping only; the host, key and client are ``providers.OllamaProvider``'s
+and the loop is ``tool_loop``'s. No vendor SDK: httpx is a core dependency, so this runtime is
+available whenever an Ollama server answers ``GET /api/version``. Tool calls arrive as objects
+(``arguments`` is already a JSON object); results go back as
+``{"role": "tool", "tool_name": ..., "content": ...}`` messages. Local inference costs nothing,
+so usage is reported with ``cost_usd=0.0``.
 
 ``OLLAMA_HOST`` follows Ollama's own conventions: ``host``, ``host:port`` or a full URL; a
 missing scheme means http and a missing port means 11434. ``OLLAMA_API_KEY`` (or
@@ -12,49 +14,19 @@ missing scheme means http and a missing port means 11434. ``OLLAMA_API_KEY`` (or
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from stagent_lab.runtimes import _retry
-from stagent_lab.runtimes.base import (
-    AssistantText,
-    Availability,
-    Capabilities,
-    Notice,
-    Result,
-    RunContext,
-    Runtime,
-    RuntimeEvent,
-    UsageReport,
-)
+from stagent_lab.runtimes.base import AssistantText, Notice, UsageReport
+from stagent_lab.runtimes.providers import OllamaProvider, normalize_host
+from stagent_lab.runtimes.tool_loop import DirectRuntime, ModelReply, ToolCall, ToolResult, Wire
 
 if TYPE_CHECKING:
     import httpx
 
 TRANSCRIPT_FORMAT = "ollama-chat/1"
-DEFAULT_HOST = "http://127.0.0.1:11434"
-HEALTH_TIMEOUT_S = 1.0
-
-
-def normalize_host(value: str | None) -> str:
-    """``OLLAMA_HOST`` → a base URL: add http:// and :11434 when missing; 0.0.0.0 → loopback."""
-    if not value:
-        return DEFAULT_HOST
-    raw = value.strip().rstrip("/")
-    if "://" not in raw:
-        raw = "http://" + raw
-    parts = urlsplit(raw)
-    host = parts.hostname or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):  # a bind-all address is not one a client can dial
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port or (443 if parts.scheme == "https" else 11434)
-    return f"{parts.scheme}://{host}:{port}{parts.path}"
 
 
 class _HTTPStatusFault(Exception):
@@ -69,161 +41,29 @@ class _StreamErrorLine(Exception):
     """An ``{"error": ...}`` line in the middle of a stream (model crashed, out of memory)."""
 
 
-class OllamaRuntime(Runtime):
-    """Options: ``base_url`` (else ``OLLAMA_HOST``), ``api_key`` (else ``OLLAMA_API_KEY``),
-    ``client`` (an httpx.AsyncClient whose base_url is the Ollama host), ``model``, ``max_retries``,
-    ``stall_timeout_s``, ``request_timeout_s``, ``keep_alive``, ``model_options`` (Ollama's
-    ``options`` object: temperature, num_ctx ...), ``retry_base_s``, ``retry_max_s``,
-    ``retry_after_cap_s``. Task options (``ctx.options``) override them."""
+class OllamaWire(Wire):
+    transcript_format = TRANSCRIPT_FORMAT
 
-    id = "ollama"
-    label = "Ollama (local)"
-    provider = "ollama"
-    capabilities = Capabilities(resume=True, builtin_tools=True, auth_health_check=True)
-    default_model = "llama3.2"
-
-    def _host(self, opt: Any) -> str:
-        return normalize_host(opt("base_url") or os.environ.get("OLLAMA_HOST"))
-
-    @staticmethod
-    def _api_key(opt: Any) -> str | None:
-        return opt("api_key") or os.environ.get("OLLAMA_API_KEY") or None
-
-    def _headers(self, key: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def availability(self) -> Availability:
-        """Usable when the server answers ``GET /api/version`` within a second."""
-        import httpx
-
-        opt = _retry.option_reader(None, self.options)
-        host = self._host(opt)
-        try:
-            response = httpx.get(
-                host + "/api/version",
-                headers=self._headers(self._api_key(opt)),
-                timeout=HEALTH_TIMEOUT_S,
-            )
-        except httpx.HTTPError as exc:
-            return Availability(False, f"no Ollama server at {host} ({type(exc).__name__})")
-        if response.status_code != 200:
-            return Availability(False, f"Ollama at {host} answered HTTP {response.status_code}")
-        try:
-            version = response.json().get("version", "?")
-        except ValueError:
-            return Availability(False, f"{host} does not look like an Ollama server")
-        return Availability(True, f"Ollama {version} at {host}")
-
-    async def run(self, ctx: RunContext) -> AsyncIterator[RuntimeEvent]:
-        import httpx  # a core dependency, imported late to keep this module cheap
-
-        opt = _retry.option_reader(getattr(ctx, "options", None), self.options)
-        key = self._api_key(opt)
-        client = opt("client")
-        owned = client is None
-        if owned:
-            client = httpx.AsyncClient(
-                base_url=self._host(opt),
-                # Reads are bounded by our stall timeout, not httpx's.
-                timeout=httpx.Timeout(
-                    float(opt("request_timeout_s", _retry.DEFAULT_REQUEST_TIMEOUT_S)), read=None
-                ),
-            )
-        try:
-            async for event in self._loop(ctx, client, opt, key):
-                yield event
-        finally:
-            if owned:
-                await client.aclose()
-
-    async def _loop(
-        self, ctx: RunContext, client: httpx.AsyncClient, opt: Any, key: str | None
-    ) -> AsyncIterator[RuntimeEvent]:
-        overrides = _retry.capability_overrides(ctx, self.id)
-        model = ctx.model or overrides.model or opt("model") or self.default_model
-        policy = _retry.RetryPolicy.from_options(opt)
-        stall_s = float(opt("stall_timeout_s", _retry.DEFAULT_STALL_TIMEOUT_S))
-
-        saved = _retry.check_transcript(await ctx.load_transcript(), TRANSCRIPT_FORMAT)
-        messages: list[dict[str, Any]] = saved or [{"role": "user", "content": ctx.prompt}]
-        body: dict[str, Any] = {"model": model, "stream": True}
-        tools = [_tool_param(spec) for spec in ctx.tool_specs()]
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        body: dict[str, Any] = {"model": self.model, "stream": True}
+        tools = [_tool_param(spec) for spec in self.ctx.tool_specs()]
         if tools:
             body["tools"] = tools
-        if overrides.thinking_enabled:
+        if self.overrides.thinking_enabled:
             body["think"] = True
-        if opt("keep_alive") is not None:
-            body["keep_alive"] = opt("keep_alive")
-        if opt("model_options"):
-            body["options"] = dict(opt("model_options"))
-        system = [{"role": "system", "content": ctx.instructions}] if ctx.instructions else []
-        headers = self._headers(key)
+        if self.option("keep_alive", None) is not None:
+            body["keep_alive"] = self.option("keep_alive", None)
+        if self.option("model_options", None):
+            body["options"] = dict(self.option("model_options", None))
+        self.body = body
+        # Sent with every request but kept out of the transcript.
+        instructions = self.ctx.instructions
+        self.system = [{"role": "system", "content": instructions}] if instructions else []
 
-        while True:
-            ctx.begin_turn()
-            request = {**body, "messages": system + messages}
-            attempt = functools.partial(self._stream_once, client, request, headers, stall_s)
-            reply: dict[str, Any] = {}
-            async for item in _retry.call_with_retries(
-                attempt,
-                classify=_classify,
-                policy=policy,
-                provider=self.provider,
-                secrets=(key,),
-            ):
-                if isinstance(item, _retry.CallDone):
-                    reply = item.value
-                else:
-                    yield item
-            final = reply["final"]
-            yield UsageReport(
-                provider=self.provider,
-                model=final.get("model") or model,
-                input_tokens=int(final.get("prompt_eval_count") or 0),
-                output_tokens=int(final.get("eval_count") or 0),
-                cost_usd=0.0,
-            )
-            calls = reply["tool_calls"]
-            if not calls:
-                if final.get("done_reason") not in (None, "stop"):
-                    yield Notice(
-                        f"model stopped early: {final['done_reason']}",
-                        {"done_reason": final["done_reason"]},
-                    )
-                yield Result(reply["text"])
-                return
-            assistant: dict[str, Any] = {
-                "role": "assistant",
-                "content": reply["text"],
-                "tool_calls": [{"function": c["function"]} for c in calls],
-            }
-            if reply["thinking"]:
-                assistant["thinking"] = reply["thinking"]
-            messages.append(assistant)
-            for n, call in enumerate(calls):
-                fn = call["function"]
-                name = str(fn.get("name", ""))
-                arguments = fn.get("arguments") or {}
-                if isinstance(arguments, str):  # some models emit a JSON string anyway
-                    try:
-                        arguments = json.loads(arguments)
-                    except ValueError:
-                        arguments = {"_raw": arguments}
-                call_id = call.get("id") or f"call_{ctx.turn}_{n}"
-                outcome = await ctx.use_tool(name, dict(arguments), call_id)
-                text = f"Error: {outcome.output}" if outcome.is_error else outcome.output
-                messages.append({"role": "tool", "tool_name": name, "content": text})
-            await ctx.save_transcript({"format": TRANSCRIPT_FORMAT, "messages": messages})
-
-    async def _stream_once(
-        self,
-        client: httpx.AsyncClient,
-        request: dict[str, Any],
-        headers: dict[str, str],
-        stall_s: float,
-    ) -> AsyncIterator[Any]:
-        """One streamed chat call: text deltas, then CallDone(text, thinking, calls, final)."""
-        call = client.stream("POST", "/api/chat", json=request, headers=headers)
+    async def stream(self, messages: list[dict[str, Any]], stall_s: float) -> AsyncIterator[Any]:
+        request = {**self.body, "messages": self.system + messages}
+        call = self.conn.client.stream("POST", "/api/chat", json=request, headers=self.conn.headers)
         response = await _retry.first_within(call.__aenter__(), stall_s)
         try:
             if response.status_code >= 400:
@@ -259,16 +99,79 @@ class OllamaRuntime(Runtime):
                     break
             if final is None:
                 raise _retry.StreamIncomplete("stream ended before the done line")
-            yield _retry.CallDone(
-                {
-                    "text": "".join(text),
-                    "thinking": "".join(thinking),
-                    "tool_calls": tool_calls,
-                    "final": final,
-                }
-            )
+            yield _retry.CallDone(self._reply("".join(text), "".join(thinking), tool_calls, final))
         finally:
             await call.__aexit__(None, None, None)
+
+    def _reply(
+        self, text: str, thinking: str, raw_calls: list[dict[str, Any]], final: dict[str, Any]
+    ) -> ModelReply:
+        calls = []
+        for n, raw in enumerate(raw_calls):
+            fn = raw["function"]
+            arguments = fn.get("arguments") or {}
+            if isinstance(arguments, str):  # some models emit a JSON string anyway
+                try:
+                    arguments = json.loads(arguments)
+                except ValueError:
+                    arguments = {"_raw": arguments}
+            call_id = raw.get("id") or f"call_{self.ctx.turn}_{n}"
+            calls.append(ToolCall(call_id, str(fn.get("name", "")), dict(arguments)))
+        assistant: dict[str, Any] = {
+            "role": "assistant",
+            "content": text,
+            "tool_calls": [{"function": c["function"]} for c in raw_calls],
+        }
+        if thinking:
+            assistant["thinking"] = thinking
+        notice = None
+        if final.get("done_reason") not in (None, "stop"):
+            notice = Notice(
+                f"model stopped early: {final['done_reason']}",
+                {"done_reason": final["done_reason"]},
+            )
+        usage = UsageReport(
+            provider="ollama",
+            model=final.get("model") or self.model,
+            input_tokens=int(final.get("prompt_eval_count") or 0),
+            output_tokens=int(final.get("eval_count") or 0),
+            cost_usd=0.0,
+        )
+        return ModelReply(text, calls, usage, message=assistant, notice=notice)
+
+    def add_reply(self, messages: list[dict[str, Any]], reply: ModelReply) -> None:
+        messages.append(reply.message)
+
+    def add_results(self, messages: list[dict[str, Any]], results: list[ToolResult]) -> None:
+        for result in results:
+            text = f"Error: {result.output}" if result.is_error else result.output
+            messages.append({"role": "tool", "tool_name": result.call.name, "content": text})
+
+    def classify(self, exc: BaseException) -> _retry.Fault | None:
+        import httpx
+
+        if isinstance(exc, _HTTPStatusFault):
+            return _retry.status_fault(exc.status, exc.message, exc.retry_after_s)
+        if isinstance(exc, _StreamErrorLine):
+            return _retry.Fault(False, "stream error", f"model error: {exc}")
+        if isinstance(exc, httpx.ConnectError):
+            return _retry.Fault(True, "connection refused", f"cannot reach Ollama: {exc}")
+        return _retry.generic_fault(exc)
+
+
+class OllamaRuntime(DirectRuntime):
+    """Options: ``base_url`` (else ``OLLAMA_HOST``), ``api_key`` (else ``OLLAMA_API_KEY``),
+    ``client`` (an httpx.AsyncClient whose base_url is the Ollama host), ``model``, ``max_retries``,
+    ``stall_timeout_s``, ``request_timeout_s``, ``keep_alive``, ``model_options`` (Ollama's
+    ``options`` object: temperature, num_ctx ...), ``retry_base_s``, ``retry_max_s``,
+    ``retry_after_cap_s``. Task options (``ctx.options``) override them."""
+
+    id = "ollama"
+    label = "Ollama (local)"
+    provider = "ollama"
+    default_model = "llama3.2"
+    provider_class = OllamaProvider
+    wire_class = OllamaWire
 
 
 def _tool_param(spec: dict[str, Any]) -> dict[str, Any]:
@@ -292,16 +195,4 @@ def _error_message(response: httpx.Response) -> str:
     return response.text[:500]
 
 
-def _classify(exc: BaseException) -> _retry.Fault | None:
-    import httpx
-
-    if isinstance(exc, _HTTPStatusFault):
-        return _retry.status_fault(exc.status, exc.message, exc.retry_after_s)
-    if isinstance(exc, _StreamErrorLine):
-        return _retry.Fault(False, "stream error", f"model error: {exc}")
-    if isinstance(exc, httpx.ConnectError):
-        return _retry.Fault(True, "connection refused", f"cannot reach Ollama: {exc}")
-    return _retry.generic_fault(exc)
-
-
-__all__ = ["OllamaRuntime", "normalize_host"]
+__all__ = ["OllamaRuntime", "OllamaWire", "normalize_host"]

@@ -5,7 +5,7 @@ It plays a script of steps through the same governed path as a model runtime wou
     {"say": "text"}                          the agent says something (one turn)
     {"tool": "Read", "input": {...}}         a tool call (one turn; goes through the cascade)
     {"ask": "question?"}                     the agent asks the operator (an inbox question)
-    {"sleep": 0.5}                           think time, in seconds
+    {"sleep": 0.5}                           think time, in seconds (0 to 3600)
     {"result": "text"}                       final answer; ends the run
     {"fail": "reason"}                       the run fails with this reason
 
@@ -14,6 +14,10 @@ Python callable ``fn(prompt, profile)`` (or ``fn(prompt, profile, ctx)`` to see 
 returning a list or a generator; a generator receives
 each tool's output (or the operator's answer) as the value of its ``yield``. With no script the
 runtime runs a default plan for the profile that does real work with its tools.
+
+Numbers are checked when the script loads: a ``sleep`` must be finite, not negative and at
+most an hour, and no number in a tool's ``input`` may be NaN or infinite (it could not be
+logged as JSON), so a one-line ``{"sleep": .inf}`` is refused instead of running forever.
 
 Token counts are estimated (about four characters a token), so the usage ledger fills; the
 model is ``scripted`` (free) unless the task names a real model, which is then priced.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import Any, ClassVar
 
@@ -42,6 +47,7 @@ from stagent_lab.runtimes.base import (
 
 STEP_KINDS = ("say", "tool", "ask", "sleep", "result", "fail")
 _TOOL_KEYS = {"tool", "input", "id"}
+MAX_SLEEP_S = 3600.0
 
 
 def estimate_tokens(chars: int) -> int:
@@ -86,12 +92,35 @@ def validate_step(step: Any, index: int) -> dict[str, Any]:
             raise ScriptError(f"step {index}: 'tool' must be a tool name, got {value!r}")
         if not isinstance(step.get("input", {}), dict):
             raise ScriptError(f"step {index}: 'input' must be a mapping, got {step['input']!r}")
+        _check_numbers(step.get("input", {}), f"step {index}: 'input", "'")
+        if "id" in step and not isinstance(step["id"], str):
+            raise ScriptError(f"step {index}: 'id' must be text, got {step['id']!r}")
     elif kind == "sleep":
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise ScriptError(f"step {index}: 'sleep' must be a non-negative number of seconds")
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not 0 <= value <= MAX_SLEEP_S
+        ):
+            raise ScriptError(
+                f"step {index}: 'sleep' must be a number of seconds from 0 to "
+                f"{MAX_SLEEP_S:g}, got {value!r}"
+            )
     elif not isinstance(value, str):
         raise ScriptError(f"step {index}: {kind!r} must be text, got {type(value).__name__}")
     return dict(step)
+
+
+def _check_numbers(value: Any, where: str, end: str) -> None:
+    """Refuse NaN and infinities anywhere in ``value``, naming the field's path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScriptError(f"{where}{end} must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_numbers(item, f"{where}.{key}", end)
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            _check_numbers(item, f"{where}[{n}]", end)
 
 
 def _provider_for(model: str) -> str:

@@ -15,17 +15,32 @@ A scripted turn::
      "usage": {"input_tokens": 120, "output_tokens": 30,
                "cache_read_input_tokens": 50, "cache_creation_input_tokens": 10},
      "stop_reason": "tool_use"}                   # default: tool_use if tools, else end_turn
+
+The real API answers an alias with the dated snapshot it resolved to (``claude-sonnet-4-5`` →
+``claude-sonnet-4-5-20250929``). ``AnthropicFake(dated_ids=True)`` does the same for every
+request (a turn's own ``"model"`` still wins); by default it echoes the requested id.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.fakes.base import FakeServer, RecordedRequest, StreamError, Turn, split_text, sse
 from tests.fakes.base import text_pieces as _pieces
 
 MESSAGES_PATH = "/v1/messages"
+SNAPSHOT_DATE = "20250929"
+_DATED = re.compile(r"-\d{8}$")
+
+
+def dated_model(requested: str) -> str:
+    """The id the API answers for ``requested``: an alias gains its snapshot date."""
+    if _DATED.search(requested) or requested.endswith("-latest"):
+        return requested
+    return f"{requested}-{SNAPSHOT_DATE}"
+
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -152,9 +167,20 @@ def message_events(fake: FakeServer, turn: Turn, model: str) -> list[tuple[str, 
 
 
 class AnthropicFake(FakeServer):
-    """Speaks the Messages API. Point the SDK at it with ``base_url=fake.base_url``."""
+    """Speaks the Messages API. Point the SDK at it with ``base_url=fake.base_url``.
+
+    ``dated_ids=True``: answer with the dated snapshot id, as the real API does for aliases.
+    """
 
     endpoints = (("POST", MESSAGES_PATH),)
+
+    def __init__(self, *, dated_ids: bool = False) -> None:
+        super().__init__()
+        self.dated_ids = dated_ids
+
+    def answer_model(self, request: RecordedRequest) -> str:
+        requested = str((request.body or {}).get("model", "claude-fake"))
+        return dated_model(requested) if self.dated_ids else requested
 
     def script(self, *entries: Any) -> None:
         """Queue replies for ``POST /v1/messages``: turn dicts and/or faults."""
@@ -165,7 +191,7 @@ class AnthropicFake(FakeServer):
         return self.requests_to(MESSAGES_PATH)
 
     def stream_frames(self, turn: Turn, request: RecordedRequest) -> list[bytes]:
-        model = (request.body or {}).get("model", "claude-fake")
+        model = self.answer_model(request)
         return [sse(name, data) for name, data in message_events(self, turn, model)]
 
     def whole_body(self, turn: Turn, request: RecordedRequest) -> dict[str, Any]:
@@ -178,7 +204,7 @@ class AnthropicFake(FakeServer):
             "id": turn.get("id") or self.next_id("msg"),
             "type": "message",
             "role": "assistant",
-            "model": turn.get("model", (request.body or {}).get("model", "claude-fake")),
+            "model": turn.get("model", self.answer_model(request)),
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": None,

@@ -34,8 +34,8 @@ class ClaudeCliFake(AnthropicFake):
     title, a token count) and is answered without taking a scripted turn.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, dated_ids: bool = False) -> None:
+        super().__init__(dated_ids=dated_ids)
         self.set_default("POST", COUNT_TOKENS_PATH, Reply({"text": "count"}))
 
     def whole_body(self, turn: Turn, request: RecordedRequest) -> dict[str, Any]:
@@ -51,8 +51,8 @@ class ClaudeCliFake(AnthropicFake):
 class CodexCliFake(OpenAIFake):
     """The Responses fake plus the ``/v1/models`` listing Codex may ask a provider for."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, dated_ids: bool = False) -> None:
+        super().__init__(dated_ids=dated_ids)
         self.set_default("GET", MODELS_PATH, Reply({"text": "models"}))
 
     def wants_stream(self, request: RecordedRequest) -> bool:

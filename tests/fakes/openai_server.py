@@ -19,11 +19,16 @@ A scripted turn::
      "tool_calls": [{"name": "Read", "arguments": {"file_path": "a.txt"}}],
      "usage": {"input_tokens": 120, "cached_tokens": 20, "output_tokens": 30,
                "reasoning_tokens": 8}}
+
+The real API answers an alias with the dated snapshot it resolved to (``gpt-5-mini`` →
+``gpt-5-mini-2025-08-07``). ``OpenAIFake(dated_ids=True)`` does the same for every request; by
+default it echoes the requested id.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -31,6 +36,14 @@ from tests.fakes.base import FakeServer, RecordedRequest, StreamError, Turn, spl
 from tests.fakes.base import text_pieces as _pieces
 
 RESPONSES_PATH = "/v1/responses"
+SNAPSHOT_DATE = "2025-08-07"
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def dated_model(requested: str) -> str:
+    """The id the API answers for ``requested``: an alias gains its snapshot date."""
+    return requested if _DATED.search(requested) else f"{requested}-{SNAPSHOT_DATE}"
+
 
 ERRORS = {  # status -> (type, code), as the API reports them
     400: ("invalid_request_error", None),
@@ -66,9 +79,16 @@ def usage_object(turn: Turn) -> dict[str, Any]:
 
 
 class OpenAIFake(FakeServer):
-    """Speaks the Responses API. Point the SDK at ``base_url=fake.base_url + "/v1"``."""
+    """Speaks the Responses API. Point the SDK at ``base_url=fake.base_url + "/v1"``.
+
+    ``dated_ids=True``: answer with the dated snapshot id, as the real API does for aliases.
+    """
 
     endpoints = (("POST", RESPONSES_PATH),)
+
+    def __init__(self, *, dated_ids: bool = False) -> None:
+        super().__init__()
+        self.dated_ids = dated_ids
 
     def script(self, *entries: Any) -> None:
         """Queue replies for ``POST /v1/responses``: turn dicts and/or faults."""
@@ -89,6 +109,7 @@ class OpenAIFake(FakeServer):
     ) -> dict[str, Any]:
         body = request.body if isinstance(request.body, dict) else {}
         reasoning = body.get("reasoning") or {}
+        model = str(body.get("model", "gpt-fake"))
         return {
             "id": rid,
             "object": "response",
@@ -100,7 +121,7 @@ class OpenAIFake(FakeServer):
             "instructions": body.get("instructions"),
             "max_output_tokens": body.get("max_output_tokens"),
             "max_tool_calls": None,
-            "model": body.get("model", "gpt-fake"),
+            "model": dated_model(model) if self.dated_ids else model,
             "output": output,
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
             "previous_response_id": body.get("previous_response_id"),

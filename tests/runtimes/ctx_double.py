@@ -1,10 +1,11 @@
-"""A small RunContext test double for the direct runtimes (until the engine lands).
+"""A small RunContext test double for the runtimes, so they are tested without the engine.
 
 Why a double and not the engine: the adapters are tested for what they send and yield, so
 the context only needs to be honest about the contract: ``begin_turn`` counts and enforces
-``max_turns``, ``use_tool`` answers from a scripted decision map (allow with an output, or
-deny with a message the model must see), transcripts are kept in memory after a JSON round
-trip (so a runtime that saves something non-JSON fails here as it would in the store).
+``max_turns``, ``use_tool`` and ``check_permission`` answer from a scripted decision map (allow
+with an output, or deny with a message the model must see), transcripts are kept in memory
+after a JSON round trip (so a runtime that saves something non-JSON fails here as it would in
+the store), and ``stall_timeout_s`` is there as the engine provides it (default 60 s).
 """
 
 from __future__ import annotations
@@ -89,24 +90,30 @@ class CtxDouble(RunContext):
         profile: Any = None,
         options: dict[str, Any] | None = None,
         answers: list[str] | None = None,
+        stall_timeout_s: float = 60.0,
+        working_dir: Path | None = None,
     ) -> None:
         self.task_id = "task-1"
         self.prompt = prompt
         self.profile = profile if profile is not None else profile_with()
         self.instructions = instructions
         self.model = model
-        self.working_dir = Path(".")
+        self.working_dir = working_dir if working_dir is not None else Path(".")
         self.max_turns = max_turns
         self.resuming = resuming
         self.session_id = None
         self.options = dict(options or {})
         self.turn = 0
+        self.stall_timeout_s = stall_timeout_s  # what the engine provides (default 60 s)
         self.tools: dict[str, ToolReply] = dict(tools or {})
         self.specs = specs if specs is not None else [READ_SPEC, BASH_SPEC]
         self.transcript = transcript
         self.answers = list(answers or [])
         self.tool_calls: list[tuple[str, dict[str, Any], str | None]] = []
         self.saved: list[Any] = []
+        # For the CLI runtimes, which run their own tools: what they asked and reported.
+        self.permissions: list[tuple[str, dict[str, Any], str | None]] = []
+        self.tool_results: list[tuple[str, str, bool, str | None]] = []
 
     def begin_turn(self) -> int:
         if self.turn >= self.max_turns:
@@ -127,6 +134,21 @@ class CtxDouble(RunContext):
             return ToolOutcome(False, reply.message, True, decision)
         output = reply(tool_input) if callable(reply) else reply
         return ToolOutcome(True, output, False, PermissionDecision("allow", "rule"))
+
+    async def check_permission(
+        self, name: str, tool_input: dict[str, Any], call_id: str | None = None
+    ) -> PermissionDecision:
+        """Answers from the same decision map as ``use_tool``: a Deny denies, else allow."""
+        self.permissions.append((name, tool_input, call_id))
+        reply = self.tools.get(name)
+        if isinstance(reply, Deny):
+            return PermissionDecision("deny", "human", message=reply.message)
+        return PermissionDecision("allow", "rule")
+
+    def log_tool_result(
+        self, name: str, output: str, is_error: bool = False, call_id: str | None = None
+    ) -> None:
+        self.tool_results.append((name, output, is_error, call_id))
 
     async def ask(self, question: str) -> str:
         return self.answers.pop(0)
@@ -149,16 +171,37 @@ def run_events(runtime: Runtime, ctx: RunContext) -> list[RuntimeEvent]:
     return asyncio.run(collect())
 
 
-def run_until_error(runtime: Runtime, ctx: RunContext) -> tuple[list[RuntimeEvent], Exception]:
-    """Run until the runtime raises; return the events before it and the exception."""
+def run_until_error(
+    runtime: Runtime, ctx: RunContext, *, guard_s: float | None = None
+) -> tuple[list[RuntimeEvent], Exception]:
+    """Run until the runtime raises; return the events before it and the exception.
+
+    ``guard_s`` is hang protection only: a run still going after it fails the test (with an
+    AssertionError naming the guard), it is never a timing assertion.
+    """
     events: list[RuntimeEvent] = []
 
     async def collect() -> None:
         async for event in runtime.run(ctx):
             events.append(event)
 
+    if guard_s is not None:
+        inner = collect
+
+        async def collect() -> None:
+            try:
+                async with asyncio.timeout(guard_s):
+                    await inner()
+            except TimeoutError:
+                raise AssertionError(
+                    f"the run was still going after the {guard_s:g} s hang guard; "
+                    f"events: {events!r}"
+                ) from None
+
     try:
         asyncio.run(collect())
+    except AssertionError:
+        raise
     except Exception as exc:
         return events, exc
     raise AssertionError(f"run did not fail; events: {events!r}")

@@ -157,3 +157,21 @@ def test_cut_and_malformed_surface_as_transport_and_json_errors(fake, client):
         s.until_done()
     with pytest.raises(ValueError), client.messages.stream(**REQUEST) as s:
         s.until_done()
+
+
+def test_dated_ids_answer_an_alias_with_its_snapshot_as_the_api_does():
+    with AnthropicFake(dated_ids=True) as fake:
+        fake.script({"text": "streamed"}, {"text": "whole"}, {"text": "pinned"})
+        with anthropic.Anthropic(base_url=fake.base_url, api_key="k", max_retries=0) as client:
+            with client.messages.stream(**REQUEST) as stream:
+                streamed = stream.get_final_message().model
+            whole = client.messages.create(**REQUEST).model
+            pinned = client.messages.create(**{**REQUEST, "model": "claude-haiku-4-5-20251001"})
+
+    assert streamed == whole == "claude-haiku-4-5-20250929"
+    assert pinned.model == "claude-haiku-4-5-20251001"  # a dated id is answered as it is
+
+
+def test_by_default_the_requested_id_is_echoed(fake, client):
+    fake.script({"text": "ok"})
+    assert client.messages.create(**REQUEST).model == REQUEST["model"]

@@ -133,3 +133,19 @@ def test_cut_and_malformed_surface_as_connection_and_json_errors(fake, client):
         list(client.responses.create(**REQUEST, stream=True))
     with pytest.raises(ValueError):
         list(client.responses.create(**REQUEST, stream=True))
+
+
+def test_dated_ids_answer_an_alias_with_its_snapshot_as_the_api_does():
+    with OpenAIFake(dated_ids=True) as fake:
+        fake.script({"text": "streamed"}, {"text": "pinned"})
+        with openai.OpenAI(base_url=fake.v1_url, api_key="k", max_retries=0) as client:
+            events = list(client.responses.create(**REQUEST, stream=True))
+            pinned = client.responses.create(**{**REQUEST, "model": "gpt-5-mini-2025-08-07"})
+
+    assert events[-1].response.model == "gpt-5-mini-2025-08-07"
+    assert pinned.model == "gpt-5-mini-2025-08-07"
+
+
+def test_by_default_the_requested_id_is_echoed(fake, client):
+    fake.script({"text": "ok"})
+    assert client.responses.create(**REQUEST).model == REQUEST["model"]
