@@ -136,7 +136,8 @@ class SubmitTask(Request):
     unattended: bool = False
     priority: int = Field(default=0, ge=-1000, le=1000)
     timeout_s: Seconds | None = None
-    pool: Identifier | None = None
+    pool: Identifier | None = None  # a slot pool with its own limit (schedule, channel …)
+    channels: list[Identifier] = Field(default_factory=list, max_length=20)  # bound channels
     result: ClassVar[Any] = TaskView
 
 

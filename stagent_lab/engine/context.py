@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from stagent_lab.errors import LimitExceeded
 from stagent_lab.governance.rules import suggest_rule
 from stagent_lab.runtimes.base import PermissionDecision, RunContext, ToolOutcome
 from stagent_lab.tools.base import ToolContext, ToolResult
+from stagent_lab.tools.confine import is_git_component
 
 if TYPE_CHECKING:
     from stagent_lab.engine.engine import Engine
@@ -128,11 +130,9 @@ class EngineRunContext(RunContext):
             bash_timeout_s=float(eng.settings.value("tools.bash_timeout_s")),
             output_cap_chars=int(eng.settings.value("tools.output_cap_chars")),
             services=eng.tool_services(self._st),
+            tool_timeout_s=limit,
+            allow_git_dir=_rule_names_git(decision),
         )
-        if hasattr(ctx, "tool_timeout_s"):
-            ctx.tool_timeout_s = limit  # type: ignore[attr-defined]
-        if hasattr(ctx, "allow_git_dir"):
-            ctx.allow_git_dir = _rule_names_git(decision)  # type: ignore[attr-defined]
         try:
             result = await asyncio.wait_for(tool.run(effective_input, ctx), limit)
         except TimeoutError:
@@ -185,11 +185,14 @@ class EngineRunContext(RunContext):
 
 
 def _rule_names_git(decision: PermissionDecision) -> bool:
-    """Writes under ``.git/`` are allowed only when the deciding rule names ``.git`` itself,
-    or a person approved this very request."""
+    """Writes under ``.git/`` are allowed only when a person approved this very request, or the
+    saved rule that allowed it names a ``.git`` folder itself (``Write(.git/info/exclude)``);
+    never through a profile's autoApprove or a broad rule such as ``Write(**)``."""
     if decision.tier == "human":
         return True
-    return bool(decision.rule and ".git" in decision.rule)
+    if decision.tier != "rule" or not decision.rule:
+        return False
+    return any(is_git_component(part) for part in re.split(r"[/\\():]", decision.rule))
 
 
 def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:

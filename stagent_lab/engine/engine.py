@@ -43,6 +43,7 @@ from stagent_lab.engine.status import STOPPED, TaskBook
 from stagent_lab.engine.task import TaskState, new_id
 from stagent_lab.errors import ResumeLimitError, StagentError, TaskStateError
 from stagent_lab.governance.cascade import SavedRule, evaluate, validate_rule
+from stagent_lab.governance.index import RuleIndex
 from stagent_lab.store import inbox as inbox_repo
 from stagent_lab.store import logs as logs_repo
 from stagent_lab.store import rules as rules_repo
@@ -111,6 +112,7 @@ class Engine:
         # Rebuilds a TaskState from the store (set by the service; needs the profile registry).
         self.task_loader: Callable[[str], TaskState] | None = None
         self.rules: list[SavedRule] = []
+        self.rule_index = RuleIndex(())  # compiled from ``rules``; rebuilt when they change
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._thread_main, name="stagent-engine", daemon=True
@@ -378,6 +380,7 @@ class Engine:
                 "origin_id": st.origin_id,
                 "activity": st.activity,
                 "unattended": st.unattended,
+                "channels": st.channels,
             }
         )
         self.writer.insert("tasks", row)
@@ -504,7 +507,11 @@ class Engine:
     # ---- permissions --------------------------------------------------------------------
 
     def _load_rules(self) -> None:
-        self.rules = [SavedRule(*r) for r in rules_repo.all_rules(self.store.con)]
+        self._set_rules([SavedRule(*r) for r in rules_repo.all_rules(self.store.con)])
+
+    def _set_rules(self, rules: list[SavedRule]) -> None:
+        self.rules = rules
+        self.rule_index = RuleIndex(rules)
 
     def evaluate_permission(
         self, st: TaskState, tool: str, tool_input: dict[str, Any]
@@ -515,7 +522,7 @@ class Engine:
             allowed_tools=st.profile.allowed_tools,
             auto_approve=policy.auto_approve if policy else (),
             auto_deny=policy.auto_deny if policy else (),
-            rules=self.rules,
+            rules=self.rule_index,
             tool=tool,
             tool_input=tool_input,
             project_id=st.project_id,
@@ -544,7 +551,7 @@ class Engine:
                 con, rid, rule, effect, scope, scope_id, created_from, now
             )
         )
-        self.rules = [*self.rules, SavedRule(rid, rule, effect, scope, scope_id)]
+        self._set_rules([*self.rules, SavedRule(rid, rule, effect, scope, scope_id)])
         return rid
 
     def remove_rule(self, rule_id: str) -> None:
@@ -552,7 +559,7 @@ class Engine:
         self.writer.flush(extra=lambda con: removed.append(rules_repo.delete(con, rule_id)))
         if not removed or not removed[0]:
             raise KeyError(f"no permission rule with id {rule_id!r}")
-        self.rules = [r for r in self.rules if r.id != rule_id]
+        self._set_rules([r for r in self.rules if r.id != rule_id])
 
     def save_always_rule(
         self, row: dict[str, Any], rule: str | None, scope: str | None

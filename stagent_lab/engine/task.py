@@ -50,6 +50,7 @@ class TaskState:
     activity: str = "task_run"
     unattended: bool = False
     priority: int = 0
+    channels: list[str] = field(default_factory=list)  # channels this task is bound to
     timeout_s: float | None = None  # wall-clock limit of one run (queue time excluded)
     stop_reason: str | None = None  # "cancel" | "pause" | "timeout" while a stop is under way
     stop_detail: str | None = None  # the reason given with a pause (budget, engine closed …)

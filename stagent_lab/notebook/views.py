@@ -459,6 +459,7 @@ def monitor_snapshot(lab: Lab, recent: int = 200) -> dict[str, Any]:
         "stats": snap["stats"],
         "agents": agents,
         "recent": [e for e in entries if e is not None],
+        "sections": snap.get("sections", {}),
     }
 
 

@@ -43,6 +43,7 @@ from stagent_lab.api.views import (
 from stagent_lab.config import Settings, SettingSpec, register_settings, resolve_home
 from stagent_lab.engine.clock import Clock
 from stagent_lab.engine.engine import Engine, EngineHooks
+from stagent_lab.engine.inbox import InboxDecision
 from stagent_lab.engine.redact import Redactor
 from stagent_lab.engine.states import TERMINAL
 from stagent_lab.engine.task import TaskState, new_id
@@ -106,6 +107,9 @@ class WorkspaceService:
         self.home = resolve_home(home)
         self.features: list[Feature] = list(default_features() if features is None else features)
         self.automation = automation
+        # True in the long-lived workspace service process (``stagent-lab serve``); features
+        # that listen on the network (channel endpoints) start only there.
+        self.daemon = False
         for feature in self.features:
             register_settings(feature.settings)
         sets = [s for s in registered_sets()]
@@ -114,6 +118,9 @@ class WorkspaceService:
                 sets.append(feature.migrations)
         self.store = Store(self.home, migration_sets=sets)
         self._handlers: dict[type[rq.Request], Callable[[Any], Any]] = {}
+        # Extra panels of the monitor (budgets, next firings, active runs, channel health):
+        # name -> function returning rows (list of dicts), read on a reader thread.
+        self.monitor_sections: dict[str, Callable[[], list[dict[str, Any]]]] = {}
         self._lock = threading.RLock()
         self._projects: dict[str | None, tuple[str, str]] = {}
         self._project_text: dict[str, str | None] = {}
@@ -196,6 +203,20 @@ class WorkspaceService:
 
     def cancel_task(self, task_id: str, reason: str | None = None) -> str:
         return self.on_engine(self.engine.cancel, task_id, reason)
+
+    def add_monitor_section(self, name: str, rows: Callable[[], list[dict[str, Any]]]) -> None:
+        """A panel for the Monitor widget: ``rows()`` returns a list of JSON-ready dicts."""
+        self.monitor_sections[name] = rows
+
+    def set_pool_limit(self, pool: str, limit: Callable[[], int]) -> None:
+        """Tasks submitted with ``pool=`` hold at most ``limit()`` running slots (within
+        ``engine.max_concurrent``); the rest wait queued. Engine thread or before start."""
+        self.engine.queue.set_pool_limit(pool, limit)
+
+    async def ask(self, st: TaskState, item: dict[str, Any]) -> InboxDecision:
+        """From a hook: put ``item`` (``kind``, ``body`` …) in the inbox for task ``st`` and wait
+        for the decision; the task is ``waiting`` meanwhile (engine thread)."""
+        return await self.engine.inbox.ask(st, item)
 
     def task_snapshot(self, task_id: str) -> dict[str, Any] | None:
         """Where a task is, from memory (any thread), or None when not live here."""
@@ -422,6 +443,7 @@ class WorkspaceService:
             unattended=r.unattended,
             priority=r.priority,
             timeout_s=r.timeout_s,
+            channels=list(r.channels),
             notes=notes,
         )
         if r.pool:
@@ -486,6 +508,7 @@ class WorkspaceService:
             seq=int(seq),
             activity=row["activity"] or "task_run",
             unattended=bool(row["unattended"]),
+            channels=json.loads(row["channels"]) if row["channels"] else [],
         )
 
     # ---- reading tasks -----------------------------------------------------------------
@@ -794,6 +817,12 @@ class WorkspaceService:
             item_view(i).model_dump() for i in inbox_repo.items(con, "done", None, 15, True)
         ]
         out["pending"] = [item_view(i).model_dump() for i in inbox_repo.items(con, "pending")]
+        out["sections"] = {}
+        for name, rows in self.monitor_sections.items():
+            try:
+                out["sections"][name] = rows()
+            except Exception as exc:  # one broken panel must not hide the others
+                out["sections"][name] = [{"error": f"{type(exc).__name__}: {exc}"}]
         return out
 
     # ---- misc --------------------------------------------------------------------------

@@ -271,6 +271,7 @@ def m003_subjects_and_origins(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE tasks ADD COLUMN origin_id VARCHAR")
     con.execute("ALTER TABLE tasks ADD COLUMN activity VARCHAR DEFAULT 'task_run'")
     con.execute("ALTER TABLE tasks ADD COLUMN unattended BOOLEAN DEFAULT false")
+    con.execute("ALTER TABLE tasks ADD COLUMN channels VARCHAR")  # JSON list: bound channels
     con.execute("ALTER TABLE inbox_items ADD COLUMN subject VARCHAR DEFAULT 'task'")
     con.execute("ALTER TABLE inbox_items ADD COLUMN subject_id VARCHAR")
     con.execute("ALTER TABLE inbox_items ADD COLUMN body VARCHAR")

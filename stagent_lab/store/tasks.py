@@ -18,7 +18,7 @@ TASK_COLUMNS = (
     "id, project_id, title, prompt, profile_id, runtime_id, model, status, priority, result, "
     "failure_reason, session_id, resume_count, max_turns, max_budget_usd, parent_task_id, "
     "source, options, turns, cost_usd, created_at, started_at, finished_at, origin_id, "
-    "activity, unattended"
+    "activity, unattended, channels"
 )
 ACTIVE = ("queued", "running", "waiting")
 
@@ -119,6 +119,7 @@ def insert_row(values: dict[str, Any]) -> dict[str, Any]:
         "origin_id": values.get("origin_id"),
         "activity": values.get("activity") or "task_run",
         "unattended": bool(values.get("unattended")),
+        "channels": json.dumps(values["channels"]) if values.get("channels") else None,
     }
 
 

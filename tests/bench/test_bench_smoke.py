@@ -144,7 +144,12 @@ def test_analytics_generated_history_is_consistent(tmp_path):
 def test_governance_rules_and_round_trips():
     by_name = check_shape(
         bench_governance.run(True),
-        ["governance.cascade_p50", "governance.cascade_p95", "governance.approval_round_trip_p95"],
+        [
+            "governance.cascade_p50",
+            "governance.cascade_p95",
+            "governance.approval_round_trip_p95",
+            "governance.deny_400kb",
+        ],
     )
     n = bench_governance.SMOKE["round_trips"]
     assert f"{n} approvals ({n} completed)" in by_name["governance.approval_round_trip_p95"]["note"]
@@ -305,6 +310,7 @@ def test_python_m_bench_end_to_end(tmp_path):
         "governance.cascade_p50",
         "governance.cascade_p95",
         "governance.approval_round_trip_p95",
+        "governance.deny_400kb",
     ]
     assert all(LINE.match(line) for line in lines), lines
     data = json.loads(out_json.read_text())
