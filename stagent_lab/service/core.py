@@ -88,8 +88,10 @@ class Feature(Protocol):
 def default_features() -> list[Feature]:
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
+    from stagent_lab.schedules.feature import SchedulesFeature
+    from stagent_lab.usage.feature import BudgetsFeature
 
-    return [MemoryFeature(), HandoffsFeature()]
+    return [MemoryFeature(), HandoffsFeature(), SchedulesFeature(), BudgetsFeature()]
 
 
 class WorkspaceService:
@@ -121,6 +123,8 @@ class WorkspaceService:
         # Extra panels of the monitor (budgets, next firings, active runs, channel health):
         # name -> function returning rows (list of dicts), read on a reader thread.
         self.monitor_sections: dict[str, Callable[[], list[dict[str, Any]]]] = {}
+        # The cap of a task submitted without max_budget_usd (the budgets feature sets it).
+        self.default_task_budget: Callable[[], float | None] = lambda: None
         self._lock = threading.RLock()
         self._projects: dict[str | None, tuple[str, str]] = {}
         self._project_text: dict[str, str | None] = {}
@@ -434,7 +438,9 @@ class WorkspaceService:
             project_id=project_id,
             working_dir=working_dir,
             max_turns=r.max_turns or prof.max_turns_for(rid),
-            max_budget_usd=r.max_budget_usd,
+            max_budget_usd=(
+                r.max_budget_usd if r.max_budget_usd is not None else self.default_task_budget()
+            ),
             runtime_options=options,
             source=r.source,
             parent_task_id=r.parent_task_id,

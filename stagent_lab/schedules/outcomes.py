@@ -1,0 +1,590 @@
+"""How firings end: outcomes, failure streaks, heartbeat verdicts and actions, daily budgets,
+alerts, and the reconciliation of open firings when the workspace opens (engine thread).
+
+* A firing ends with its task (``succeeded``/``failed``/``cancelled``), or with its workflow
+  run. ``succeeded`` resets the failure streak; ``failed`` adds one (whatever the reason);
+  ``cancelled`` and ``engine stopped`` leave it. At the limit the schedule pauses, with a
+  ``notice`` item and a ``schedule_alert`` event for its channels.
+* A heartbeat's evaluation ends with a verdict: nothing needs action (``suppressed``), an
+  action task already running (``action_running``), the same items within the cooldown
+  (``cooldown``), no budget left (``budget_exhausted``, a notice), ``notify`` (a notice) or an
+  action task. An unreadable verdict fails the firing (``invalid_verdict``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from stagent_lab.api.requests import SubmitTask, build
+from stagent_lab.schedules.prompts import action_prompt
+from stagent_lab.schedules.state import LiveFiring, Sched
+from stagent_lab.schedules.verdict import Verdict, read_verdict
+from stagent_lab.store import schedules as repo
+
+if TYPE_CHECKING:
+    from stagent_lab.engine.task import TaskState
+    from stagent_lab.schedules.scheduler import Scheduler
+
+ENGINE_STOPPED = "engine stopped"
+EXCERPT = 500
+ROUTED = ("task", "notify", "budget_exhausted")  # heartbeat actions delivered to channels
+
+
+@dataclass(frozen=True)
+class Ended:
+    status: str  # completed | failed | cancelled (of the task or run)
+    result: str | None
+    reason: str | None
+    cost: float
+    turns: int
+    task_id: str | None = None
+
+
+# ---- ending a firing -----------------------------------------------------------------------
+
+
+def on_finish(sch: Scheduler, st: TaskState) -> None:
+    """Finish hook: a task of a firing stopped."""
+    if st.source not in ("schedule", "heartbeat") or not st.origin_id:
+        return
+    sid = sch.origins.get(st.origin_id)
+    s = sch.scheds.get(sid) if sid else None
+    if s is None:
+        return
+    status, reason = str(st.status), st.failure_reason
+    if status == "paused":
+        if reason != "engine closed":
+            return  # paused (budget, operator): still live
+        status, reason = "failed", ENGINE_STOPPED
+    ended = Ended(status, st.result, reason, float(st.cost_usd), int(st.turns), st.id)
+    if st.activity == "heartbeat_action":
+        action_ended(sch, s, st.origin_id, ended)
+        return
+    lf = s.live.get(st.origin_id)
+    if lf is not None and lf.task_id == st.id:
+        close(sch, s, lf, ended)
+
+
+def close(sch: Scheduler, s: Sched, lf: LiveFiring, ended: Ended) -> None:
+    """Record a firing's outcome, update the streak, start a held firing."""
+    service, row = sch.service, s.row
+    now = service.clock.now()
+    s.live.pop(lf.id, None)
+    firing: dict[str, Any] = {
+        "cost_usd": ended.cost,
+        "turns": ended.turns,
+        "finished_at": now,
+    }
+    keep_origin = False
+    if ended.status == "completed" and s.heartbeat:
+        keep_origin = _heartbeat_outcome(sch, s, lf, ended, firing, now)
+    elif ended.status == "completed":
+        firing.update(status="succeeded", reason=None)
+    elif ended.status == "cancelled":
+        replaced = lf.id in sch.replaced
+        sch.replaced.discard(lf.id)
+        firing.update(status="cancelled", reason="replaced" if replaced else ended.reason)
+    else:
+        firing.update(status="failed", reason=ended.reason or "failed")
+    status, reason = firing["status"], firing.get("reason")
+    excerpt = (ended.result if status == "succeeded" else reason) or ""
+    firing["result_excerpt"] = excerpt[:EXCERPT]
+    fields: dict[str, Any] = {"last_outcome": status + (f": {reason}" if reason else "")}
+    streak = int(row["failure_streak"] or 0)
+    if status == "succeeded":
+        streak = 0
+    elif status == "failed" and reason != ENGINE_STOPPED:
+        streak += 1
+    fields["failure_streak"] = streak
+    limit = int(row["failure_streak_limit"] or 0)
+    pause = limit > 0 and streak >= limit and row["status"] == "active" and status == "failed"
+    if pause:
+        fields.update(
+            status="paused", paused_reason=f"{streak} failed firings in a row; last: {reason}"
+        )
+    row.update(fields)
+    s.previous = {"number": lf.number, "status": status, "excerpt": excerpt[:EXCERPT]}
+    s.previous_loaded = True
+    fid, sid = lf.id, s.id
+    fields["updated_at"] = now
+
+    def write(con: Any) -> None:
+        repo.update_firing(con, fid, firing)
+        repo.update_schedule(con, sid, fields)
+
+    service.writer_defer(write, "firing outcome", ended.task_id)
+    if not keep_origin:
+        sch.origins.pop(lf.id, None)
+    sch._log(
+        s,
+        "schedule_firing_finished",
+        number=lf.number,
+        firing_id=lf.id,
+        status=status,
+        reason=reason,
+        cost_usd=ended.cost,
+        task_id=ended.task_id,
+        workflow_run_id=lf.run_id,
+    )
+    if pause:
+        body = (
+            f"Schedule {s.name} paused after {row['paused_reason']}. Fix the cause, then "
+            f"resume it: lab.schedules.resume({s.name!r})."
+        )
+        service.create_inbox_item("notice", subject="schedule", subject_id=s.id, body=body)
+        alert(sch, s, f"auto-paused: {row['paused_reason']}")
+        sch._log(s, "schedule_paused", by="scheduler", reason=row["paused_reason"])
+        sch._push(s)
+    if s.held is not None and not any(sch.is_live(f) for f in s.live.values()):
+        held, s.held = s.held, None
+        sch.start_firing(s, held)
+
+
+def action_ended(sch: Scheduler, s: Sched, fid: str, ended: Ended) -> None:
+    if s.action_task == ended.task_id:
+        s.action_task = None
+    cost = ended.cost
+    sch.service.writer_defer(
+        lambda con: repo.add_firing_cost(con, fid, cost), "action cost", ended.task_id
+    )
+    if fid not in {f.id for f in s.live.values()}:
+        sch.origins.pop(fid, None)
+    sch._log(
+        s,
+        "heartbeat_action_finished",
+        firing_id=fid,
+        action_task_id=ended.task_id,
+        status=ended.status,
+        reason=ended.reason,
+    )
+
+
+def run_ended(sch: Scheduler, run_id: str, event: str, payload: Any) -> None:
+    """A workflow run a firing started has ended."""
+    fid = sch.runs.pop(run_id, None)
+    sid = sch.origins.get(fid) if fid else None
+    s = sch.scheds.get(sid) if sid else None
+    if s is None or fid is None:
+        return
+    lf = s.live.get(fid)
+    if lf is None:
+        return
+    data = _payload(payload)
+    status = {"workflow_completed": "completed", "workflow_failed": "failed"}.get(
+        event, "cancelled"
+    )
+    reason = data.get("error") or data.get("stop_reason") if status != "completed" else None
+    ended = Ended(status, data.get("output"), reason, float(data.get("cost_usd") or 0.0), 0)
+    close(sch, s, lf, ended)
+
+
+def _payload(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        return payload
+    try:
+        out = json.loads(payload) if isinstance(payload, str) else {}
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+# ---- heartbeats ----------------------------------------------------------------------------
+
+
+def _heartbeat_outcome(
+    sch: Scheduler, s: Sched, lf: LiveFiring, ended: Ended, firing: dict[str, Any], now: datetime
+) -> bool:
+    """Fill ``firing`` from the evaluation's verdict; True when an action task was started."""
+    verdict = read_verdict(ended.result, s.row["checklist"])
+    if verdict is None:
+        firing.update(
+            status="failed",
+            reason="invalid_verdict",
+            verdict={"invalid": True, "raw": (ended.result or "")[:4000]},
+        )
+        return False
+    firing.update(status="succeeded", reason=None, verdict=verdict.as_json())
+    sch._log(
+        s,
+        "heartbeat_verdict",
+        number=lf.number,
+        firing_id=lf.id,
+        action_needed=verdict.action_needed,
+        items={i["id"]: i["status"] for i in verdict.items},
+        summary=verdict.summary,
+    )
+    if verdict.corrected:
+        sch._log(
+            s,
+            "notice",
+            firing_id=lf.id,
+            message=(
+                "the verdict's action_needed disagreed with its items; the items win "
+                f"(action_needed={verdict.action_needed})"
+            ),
+        )
+    action, task_id = _act(sch, s, lf, verdict, ended.task_id, now)
+    firing.update(action=action, action_task_id=task_id)
+    return task_id is not None
+
+
+def _act(
+    sch: Scheduler, s: Sched, lf: LiveFiring, verdict: Verdict, eval_task: str | None, now: datetime
+) -> tuple[str, str | None]:
+    service, row = sch.service, s.row
+    fid = lf.id
+    if not verdict.action_needed:
+        count = int(row["suppression_count"] or 0) + 1
+        _save(sch, s, {"suppression_count": count})
+        sch._log(
+            s,
+            "heartbeat_suppressed",
+            firing_id=fid,
+            reason="no item needs action",
+            suppression_count=count,
+        )
+        if row["notify_ok"]:
+            _heartbeat_event(sch, s, lf, "heartbeat_ok", "suppressed", None, verdict, routed=True)
+        return "suppressed", None
+    items = verdict.action_items
+    ids = sorted(i["id"] for i in items)
+    if s.action_task is not None and sch.task_status(s.action_task) in (
+        "queued",
+        "running",
+        "waiting",
+        "paused",
+    ):
+        _heartbeat_event(sch, s, lf, "heartbeat_action", "action_running", s.action_task, verdict)
+        return "action_running", None
+    last_at, cooldown = row.get("last_action_at"), float(row["cooldown_s"] or 0)
+    if (
+        cooldown
+        and last_at is not None
+        and now - last_at < timedelta(seconds=cooldown)
+        and sorted(row.get("last_action_items") or []) == ids
+    ):
+        _heartbeat_event(sch, s, lf, "heartbeat_action", "cooldown", None, verdict)
+        return "cooldown", None
+    remaining = _remaining(row)
+    if remaining is not None and remaining <= 0:
+        _notice(sch, s, lf, verdict, "needs action, but its daily budget is spent")
+        _heartbeat_event(
+            sch, s, lf, "heartbeat_action", "budget_exhausted", None, verdict, routed=True
+        )
+        return "budget_exhausted", None
+    if row["action_mode"] == "notify":
+        _notice(sch, s, lf, verdict, "needs action")
+        _heartbeat_event(sch, s, lf, "heartbeat_action", "notify", None, verdict, routed=True)
+        return "notify", None
+    budget = capped(row, row.get("action_budget_usd") or service.default_task_budget())
+    prompt = action_prompt(
+        name=row["name"],
+        number=lf.number,
+        items=items,
+        checklist=row["checklist"],
+        summary=verdict.summary,
+        extra=row.get("action_prompt"),
+    )
+    common = sch._common(s)
+    try:
+        view = service.submit(
+            build(
+                SubmitTask,
+                prompt=prompt,
+                profile=row.get("action_profile_id"),
+                max_budget_usd=budget,
+                title=f"{row['name']} · action #{lf.number}",
+                source="heartbeat",
+                origin_id=fid,
+                parent_task_id=eval_task,
+                activity="heartbeat_action",
+                unattended=False,
+                **common,
+            )
+        )
+    except Exception as exc:
+        _notice(sch, s, lf, verdict, f"needs action, but the action task could not start ({exc})")
+        _heartbeat_event(sch, s, lf, "heartbeat_action", "notify", None, verdict, routed=True)
+        return "notify", None
+    s.action_task = view.id
+    _save(
+        sch,
+        s,
+        {"last_action_at": now, "last_action_items": ids, "suppression_count": 0},
+    )
+    _heartbeat_event(sch, s, lf, "heartbeat_action", "task", view.id, verdict, routed=True)
+    return "task", view.id
+
+
+def _heartbeat_event(
+    sch: Scheduler,
+    s: Sched,
+    lf: LiveFiring,
+    event: str,
+    action: str,
+    task_id: str | None,
+    verdict: Verdict,
+    *,
+    routed: bool = False,
+) -> None:
+    checklist = {c["id"]: c for c in s.row["checklist"]}
+    items = [
+        {
+            "id": i["id"],
+            "priority": checklist.get(i["id"], {}).get("priority", "medium"),
+            "summary": i.get("summary", ""),
+            "action": i.get("action"),
+        }
+        for i in (verdict.action_items if verdict.action_needed else verdict.items)
+    ]
+    payload: dict[str, Any] = {
+        "heartbeat": s.name,
+        "number": lf.number,
+        "firing_id": lf.id,
+        "action": action,
+        "action_task_id": task_id,
+        "summary": verdict.summary,
+        "items": items,
+    }
+    if routed:
+        payload.update(
+            channels=list(s.row.get("channels") or []), channel_event=event.replace("_", ".", 1)
+        )
+    sch._log(s, event, **payload)
+
+
+def _notice(sch: Scheduler, s: Sched, lf: LiveFiring, verdict: Verdict, what: str) -> None:
+    lines = [f"Heartbeat {s.name} (check #{lf.number}) {what}."]
+    if verdict.summary:
+        lines.append(verdict.summary)
+    for item in verdict.action_items:
+        text = f"- {item['id']}: {item.get('summary') or ''}"
+        if item.get("action"):
+            text += f" (suggested: {item['action']})"
+        lines.append(text)
+    sch.service.create_inbox_item(
+        "notice", subject="schedule", subject_id=s.id, body="\n".join(lines)
+    )
+
+
+def _remaining(row: dict[str, Any]) -> float | None:
+    daily = row.get("daily_budget_usd")
+    if not daily:
+        return None
+    return float(daily) - float(row.get("spent_today_usd") or 0.0)
+
+
+def capped(row: dict[str, Any], cap: float | None) -> float | None:
+    """A heartbeat task's budget: ``cap``, no more than what is left of the day's budget."""
+    remaining = _remaining(row)
+    if remaining is None:
+        return cap
+    remaining = max(remaining, 0.01)
+    return min(cap, remaining) if cap else remaining
+
+
+def _save(sch: Scheduler, s: Sched, fields: dict[str, Any]) -> None:
+    s.row.update(fields)
+    sid = s.id
+    data = dict(fields)
+    sch.service.writer_defer(lambda con: repo.update_schedule(con, sid, data), "schedule", None)
+
+
+# ---- daily budget --------------------------------------------------------------------------
+
+
+def roll_day(sch: Scheduler, s: Sched, now: datetime, fields: dict[str, Any]) -> None:
+    today = sch.today(s, now)
+    if s.row.get("spent_day") != today:
+        s.row.update(spent_day=today, spent_today_usd=0.0)
+        fields.update(spent_day=today, spent_today_usd=0.0)
+
+
+def account(sch: Scheduler, st: TaskState, row: dict[str, Any]) -> None:
+    """Usage hook: a heartbeat task's call joins its heartbeat's spend of the day."""
+    if st.source != "heartbeat" or not st.origin_id:
+        return
+    s = _sched_of_origin(sch, st.origin_id)
+    if s is None:
+        return
+    now = sch.service.clock.now()
+    fields: dict[str, Any] = {}
+    roll_day(sch, s, now, fields)
+    spent = float(s.row.get("spent_today_usd") or 0.0) + float(row.get("cost_usd") or 0.0)
+    fields["spent_today_usd"] = spent
+    _save(sch, s, fields)
+
+
+def enforce(sch: Scheduler, st: TaskState, row: dict[str, Any]) -> None:
+    """Usage hook: a heartbeat whose daily budget is spent stops its running task."""
+    if st.source != "heartbeat" or not st.origin_id:
+        return
+    s = _sched_of_origin(sch, st.origin_id)
+    if s is None:
+        return
+    daily = s.row.get("daily_budget_usd")
+    spent = float(s.row.get("spent_today_usd") or 0.0)
+    if daily and spent >= daily:
+        from stagent_lab.engine.runner import StopTask
+
+        raise StopTask("failed", f"heartbeat daily budget spent (${spent:.2f} of ${daily:.2f})")
+
+
+def _sched_of_origin(sch: Scheduler, fid: str) -> Sched | None:
+    sid = sch.origins.get(fid)
+    if sid is None:
+        found = repo.firing_of_origin(sch.service.reader(), fid)
+        sid = found[0] if found else None
+    return sch.scheds.get(sid) if sid else None
+
+
+def budget_alert(
+    sch: Scheduler, s: Sched, now: datetime, reason: str, fields: dict[str, Any]
+) -> None:
+    """One notice and one ``schedule_alert`` per schedule per local day for budget skips."""
+    today = sch.today(s, now)
+    if s.row.get("budget_alert_day") == today:
+        return
+    _save(sch, s, {"budget_alert_day": today})
+    sch.service.create_inbox_item(
+        "notice", subject="schedule", subject_id=s.id, body=f"Schedule {s.name}: {reason}."
+    )
+    alert(sch, s, reason)
+
+
+def alert(sch: Scheduler, s: Sched, reason: str) -> None:
+    """``schedule_alert`` for the schedule's channels (§4.4: schedule, reason, next fire)."""
+    nxt = s.row.get("next_fire_at")
+    sch._log(
+        s,
+        "schedule_alert",
+        reason=reason,
+        status=s.row["status"],
+        next_fire_at=nxt,
+        next_fire_local=sch.local(s, nxt),
+        channels=list(s.row.get("channels") or []),
+        channel_event="schedule.alert",
+    )
+
+
+def previous(sch: Scheduler, s: Sched) -> dict[str, Any] | None:
+    """The last finished firing (status and the start of its outcome), loaded once."""
+    if not s.previous_loaded:
+        found = repo.last_finished(sch.service.reader(), s.id)
+        if found is not None:
+            s.previous = {
+                "number": found["number"],
+                "status": found["status"] + (f" ({found['reason']})" if found["reason"] else ""),
+                "excerpt": found.get("result_excerpt") or "",
+            }
+        s.previous_loaded = True
+    return s.previous
+
+
+# ---- reopening -----------------------------------------------------------------------------
+
+
+def reconcile(sch: Scheduler) -> None:
+    """Open firings after a restart: finish those whose work ended, keep the live ones, start
+    those the crash left without a task, and start held firings that can run now."""
+    service = sch.service
+    con = service.reader()
+    to_start: list[tuple[Sched, LiveFiring]] = []
+    for f in repo.open_firings(con):
+        s = sch.scheds.get(f["schedule_id"])
+        if s is None:
+            continue
+        lf = LiveFiring(
+            f["id"], f["number"], f["scheduled_for"], f["task_id"], f["workflow_run_id"],
+            missed=int(f["missed_count"] or 0),
+        )  # fmt: skip
+        if f["status"] == "queued":
+            s.held = lf
+            continue
+        if f.get("action_task_id"):
+            action = repo.task_outcome(con, f["action_task_id"])
+            if action and action["status"] == "paused":
+                s.action_task = action["id"]
+                sch.origins[lf.id] = s.id
+        if s.row.get("workflow_id"):
+            _reconcile_run(sch, s, lf, to_start)
+            continue
+        activity = "heartbeat" if s.heartbeat else "schedule_firing"
+        task = (
+            repo.task_outcome(con, lf.task_id)
+            if lf.task_id
+            else repo.task_of_origin(con, lf.id, activity)
+        )
+        if task is None:
+            to_start.append((s, lf))
+            continue
+        lf.task_id = task["id"]
+        s.live[lf.id] = lf
+        sch.origins[lf.id] = s.id
+        status, reason = task["status"], task["failure_reason"]
+        if status in ("queued", "running", "waiting"):
+            continue
+        if status == "paused" and reason != "engine closed":
+            continue
+        if status == "paused" or (status == "failed" and reason == ENGINE_STOPPED):
+            status, reason = "failed", ENGINE_STOPPED
+        ended = Ended(
+            status, task["result"], reason, float(task["cost_usd"] or 0), int(task["turns"] or 0),
+            task["id"],
+        )  # fmt: skip
+        close(sch, s, lf, ended)
+    for s in sch.scheds.values():
+        if s.held is not None and not any(sch.is_live(f) for f in s.live.values()):
+            held, s.held = s.held, None
+            sch.start_firing(s, held)
+    for s, lf in to_start:
+        sch.start_firing(s, lf)
+
+
+def _reconcile_run(
+    sch: Scheduler, s: Sched, lf: LiveFiring, to_start: list[tuple[Sched, LiveFiring]]
+) -> None:
+    con = sch.service.reader()
+    run = (
+        repo.workflow_run_outcome(con, lf.run_id)
+        if lf.run_id
+        else repo.workflow_run_of_trigger(con, lf.id)
+    )
+    if run is None:
+        if lf.run_id is None:
+            to_start.append((s, lf))
+        return
+    lf.run_id = run["id"]
+    s.live[lf.id] = lf
+    sch.origins[lf.id] = s.id
+    if run["status"] in ("completed", "failed", "cancelled"):
+        ended = Ended(
+            run["status"],
+            run.get("output"),
+            run.get("failure_reason") or run.get("stop_reason"),
+            float(run.get("cost_usd") or 0.0),
+            0,
+        )
+        close(sch, s, lf, ended)
+    else:
+        sch.runs[lf.run_id] = lf.id
+
+
+__all__ = [
+    "ENGINE_STOPPED",
+    "Ended",
+    "account",
+    "alert",
+    "budget_alert",
+    "capped",
+    "close",
+    "enforce",
+    "on_finish",
+    "previous",
+    "reconcile",
+    "roll_day",
+    "run_ended",
+]

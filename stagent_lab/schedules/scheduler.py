@@ -1,0 +1,586 @@
+"""The scheduler: one engine-loop timer for the earliest firing, crash-safe firings, overlap.
+
+Engine thread only. Each active schedule has a wake time (its next firing, or its expiry when
+sooner) in a heap; one timer on the engine clock sleeps until the earliest and is re-armed
+whenever that changes. Nothing polls.
+
+A firing is made in a crash-safe order: **one transaction** inserts its ``schedule_firings``
+row and advances the schedule (``next_fire_at``, counts, a final status); only then is its task
+or workflow run started. A crash in between leaves a ``running`` firing with no task, which
+the next start finds (by ``origin_id``) and starts, so no firing is lost or doubled. A schedule
+that is past due by more than 60 s (downtime, a stalled loop) fires once for all the missed
+times (``catch_up="once"``, with ``missed_count``) or records one ``skipped/missed`` firing
+(``catch_up="skip"``); then its next firing is the next cron time after now.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from stagent_lab.api.requests import REQUESTS, SubmitTask, build
+from stagent_lab.engine.task import new_id
+from stagent_lab.errors import InvalidInput, ScheduleError
+from stagent_lab.schedules import outcomes
+from stagent_lab.schedules.model import local_day, local_text, next_local_midnight
+from stagent_lab.schedules.prompts import evaluation_prompt, firing_prompt, local_stamp
+from stagent_lab.schedules.state import LiveFiring, Sched
+from stagent_lab.store import schedules as repo
+
+if TYPE_CHECKING:
+    from stagent_lab.service.core import WorkspaceService
+
+LATE = timedelta(seconds=60)  # later than this is a missed firing (catch-up)
+LIVE = frozenset({"queued", "running", "waiting", "paused"})
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass
+class Plan:
+    """What one firing decision writes, then does once the write committed."""
+
+    sched: Sched
+    fields: dict[str, Any] = field(default_factory=dict)  # schedule row changes
+    firing: dict[str, Any] | None = None  # the firing row to insert
+    start: LiveFiring | None = None
+    cancel: list[LiveFiring] = field(default_factory=list)  # overlap=replace
+    after: list[Any] = field(default_factory=list)  # callables run after the commit
+
+
+class Scheduler:
+    def __init__(self, service: WorkspaceService) -> None:
+        self.service = service
+        self.scheds: dict[str, Sched] = {}
+        self.origins: dict[str, str] = {}  # firing id -> schedule id, while it has live work
+        self.runs: dict[str, str] = {}  # workflow run id -> firing id
+        self.replaced: set[str] = set()  # firings whose task a newer firing cancelled
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._order = itertools.count()
+        self._timer: Any = None
+        self._timer_at: datetime | None = None
+        self._unsubscribe: Any = None
+        self.armed = False
+
+    # ---- lifecycle (engine thread) -------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the schedules; with automation, reconcile open firings and arm the timer."""
+        con = self.service.reader()
+        numbers = repo.max_numbers(con)
+        for row in repo.all_schedules(con):
+            s = Sched.from_row(row)
+            s.number = numbers.get(s.id, 0)
+            self.scheds[s.id] = s
+        if not self.service.automation:
+            return
+        self._unsubscribe = self.service.subscribe(self._on_event)
+        outcomes.reconcile(self)
+        self.armed = True
+        for s in self.scheds.values():
+            self._push(s)
+
+    def stop(self) -> None:
+        self.armed = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # ---- the timer -----------------------------------------------------------------------
+
+    def _push(self, s: Sched) -> None:
+        when = s.wake_time()
+        s.wake = when
+        if when is not None and self.armed:
+            heapq.heappush(self._heap, (when, next(self._order), s.id))
+            if len(self._heap) > 2 * len(self.scheds) + 64:
+                self._compact()
+        self._arm()
+
+    def _stale(self, entry: tuple[datetime, int, str]) -> bool:
+        s = self.scheds.get(entry[2])
+        return s is None or s.wake != entry[0]
+
+    def _compact(self) -> None:
+        self._heap = [e for e in self._heap if not self._stale(e)]
+        heapq.heapify(self._heap)
+
+    def _arm(self) -> None:
+        if not self.armed:
+            return
+        heap = self._heap
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
+        if not heap:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer, self._timer_at = None, None
+            return
+        first = heap[0][0]
+        if self._timer is not None and self._timer_at == first:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = first
+        self._timer = self.service.call_at(first, self._tick, "schedules")
+
+    def next_wake(self) -> datetime | None:
+        """When the timer fires next (for tests and the bench)."""
+        return self._timer_at
+
+    def _tick(self) -> None:
+        self._timer, self._timer_at = None, None
+        now = self.service.clock.now()
+        due: list[Sched] = []
+        seen: set[str] = set()
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            if self._stale(entry) or entry[2] in seen:
+                continue
+            seen.add(entry[2])
+            s = self.scheds[entry[2]]
+            s.wake = None
+            due.append(s)
+        plans = [p for p in (self._due(s, now) for s in due) if p is not None]
+        self._commit(plans)
+        for s in due:
+            self._push(s)
+        self._arm()
+
+    # ---- deciding a firing ---------------------------------------------------------------
+
+    def _due(self, s: Sched, now: datetime) -> Plan | None:
+        row = s.row
+        if row["status"] != "active":
+            return None
+        if row.get("expires_at") and row["expires_at"] <= now:
+            plan = Plan(s, {"status": "expired", "next_fire_at": None})
+            plan.after.append(
+                lambda: self._log(s, "schedule_expired", expires_at=row["expires_at"])
+            )
+            return plan
+        scheduled = row.get("next_fire_at")
+        if scheduled is None or scheduled > now:
+            return None
+        missed, slot = 0, scheduled
+        if now - scheduled > LATE:
+            if s.timing.cron is not None:
+                missed, slot = self._missed(s, scheduled, now)
+            else:
+                missed = 1
+        plan = Plan(s, {"next_fire_at": s.timing.next_after(now)})
+        if missed and row["catch_up"] == "skip":
+            self._skip(plan, now, slot, "missed", missed)
+            reason = f"{missed} missed firing(s) skipped (catch_up='skip')"
+            plan.after.append(lambda: outcomes.alert(self, s, reason))
+        else:
+            self._fire(plan, now, slot, missed, manual=False, force=False)
+        if row["once"] or s.timing.cron is None:
+            plan.fields.update(status="completed", next_fire_at=None)
+            plan.after.append(lambda: self._log(s, "schedule_completed", reason="once"))
+        return plan
+
+    def _missed(self, s: Sched, first: datetime, now: datetime) -> tuple[int, datetime]:
+        """(cron times in [first, now], the last of them)."""
+        count, last = 1, first
+        while count < 100_000:
+            nxt = s.timing.next_after(last)
+            if nxt is None or nxt > now:
+                break
+            count, last = count + 1, nxt
+        return count, last
+
+    def _fire(
+        self,
+        plan: Plan,
+        now: datetime,
+        scheduled_for: datetime,
+        missed: int,
+        *,
+        manual: bool,
+        force: bool,
+    ) -> None:
+        s, row = plan.sched, plan.sched.row
+        if s.heartbeat:
+            outcomes.roll_day(self, s, now, plan.fields)
+            daily = row.get("daily_budget_usd")
+            if daily and float(row["spent_today_usd"] or 0) >= daily:
+                self._skip(plan, now, scheduled_for, "daily_budget", missed, manual)
+                if not manual:
+                    nxt = s.timing.next_after(next_local_midnight(now, s.timing.tz) - _TICK)
+                    plan.fields["next_fire_at"] = nxt
+                reason = (
+                    f"daily budget spent (${float(row['spent_today_usd']):.2f} of ${daily:.2f}); "
+                    "no check until tomorrow"
+                )
+                plan.after.append(lambda: outcomes.budget_alert(self, s, now, reason, plan.fields))
+                return
+        blocking = self._blocking_caps(s)
+        if blocking:
+            self._skip(plan, now, scheduled_for, "budget_cap", missed, manual)
+            reason = f"skipped: {blocking[0]['reason']}"
+            plan.after.append(lambda: outcomes.budget_alert(self, s, now, reason, plan.fields))
+            return
+        live = [f for f in s.live.values() if self.is_live(f)]
+        status = "running"
+        if live and not force:
+            policy = row["overlap"]
+            if policy == "skip" or (policy == "queue" and s.held is not None):
+                self._skip(plan, now, scheduled_for, "overlap", missed, manual)
+                return
+            if policy == "queue":
+                status = "queued"
+            elif policy == "replace":
+                plan.cancel = live
+        s.number += 1
+        firing = {
+            "id": new_id(),
+            "schedule_id": s.id,
+            "number": s.number,
+            "scheduled_for": scheduled_for,
+            "fired_at": now if status == "running" else None,
+            "status": status,
+            "missed_count": missed,
+            "manual": manual,
+        }
+        plan.firing = firing
+        lf = LiveFiring(firing["id"], s.number, scheduled_for, missed=missed)
+        if status == "queued":
+            s.held = lf
+            plan.after.append(
+                lambda: self._log(s, "schedule_queued", number=lf.number, firing_id=lf.id)
+            )
+        else:
+            plan.start = lf
+        count = int(row["firing_count"] or 0) + 1
+        plan.fields.update(firing_count=count, last_fired_at=now)
+        if row.get("max_firings") and count >= int(row["max_firings"]):
+            plan.fields.update(status="completed", next_fire_at=None)
+            plan.after.append(lambda: self._log(s, "schedule_completed", reason="max_firings"))
+
+    def _skip(
+        self,
+        plan: Plan,
+        now: datetime,
+        scheduled_for: datetime,
+        reason: str,
+        missed: int = 0,
+        manual: bool = False,
+    ) -> None:
+        s = plan.sched
+        s.number += 1
+        number = s.number
+        plan.firing = {
+            "id": new_id(),
+            "schedule_id": s.id,
+            "number": number,
+            "scheduled_for": scheduled_for,
+            "fired_at": now,
+            "status": "skipped",
+            "reason": reason,
+            "missed_count": missed,
+            "finished_at": now,
+            "manual": manual,
+        }
+        fid = plan.firing["id"]
+        plan.after.append(
+            lambda: self._log(s, "schedule_skipped", reason=reason, number=number, firing_id=fid)
+        )
+
+    def _blocking_caps(self, s: Sched) -> list[dict[str, Any]]:
+        cls = REQUESTS.get("check_budgets")
+        if cls is None:
+            return []
+        row = s.row
+        runtime = row.get("runtime_id") or ("scripted" if self.script_of(s) is not None else None)
+        profile = row.get("profile_id")
+        if profile is None and s.heartbeat:
+            profile = self.service.settings.value("heartbeat.profile")
+        try:
+            return list(
+                self.service.handle(
+                    build(cls, runtime=runtime, profile=profile, project_id=row.get("project_id"))
+                )
+            )
+        except InvalidInput:
+            return []
+
+    # ---- committing and starting ---------------------------------------------------------
+
+    def _commit(self, plans: list[Plan]) -> None:
+        """One transaction for every firing row and schedule change, then the starts."""
+        if not plans:
+            return
+        now = self.service.clock.now()
+        writes = []
+        for plan in plans:
+            if plan.fields:
+                plan.sched.row.update(plan.fields)
+            writes.append((plan.sched.id, dict(plan.fields, updated_at=now), plan.firing))
+
+        def write(con: Any) -> None:
+            for sid, fields, firing in writes:
+                if firing is not None:
+                    repo.insert_firing(con, firing)
+                repo.update_schedule(con, sid, fields)
+
+        self.service.writer_flush(write)
+        for plan in plans:
+            for lf in plan.cancel:
+                self._replace(plan.sched, lf)
+            if plan.start is not None:
+                self.start_firing(plan.sched, plan.start)
+            for fn in plan.after:
+                fn()
+            if plan.fields.get("status") in ("completed", "expired"):
+                self._push(plan.sched)
+
+    def _replace(self, s: Sched, lf: LiveFiring) -> None:
+        self.replaced.add(lf.id)
+        if lf.task_id:
+            try:
+                self.service.cancel_task(lf.task_id, f"replaced by a newer firing of {s.name}")
+            except Exception:  # it ended meanwhile: nothing to replace
+                self.replaced.discard(lf.id)
+
+    def start_firing(self, s: Sched, lf: LiveFiring) -> None:
+        """Start a firing's task (or workflow run); a failure to start fails the firing."""
+        now = self.service.clock.now()
+        s.live[lf.id] = lf
+        self.origins[lf.id] = s.id
+        try:
+            if s.row.get("workflow_id"):
+                self._start_workflow(s, lf)
+            elif s.heartbeat:
+                lf.task_id = self.service.submit(self._evaluation_request(s, lf, now)).id
+            else:
+                lf.task_id = self.service.submit(self._task_request(s, lf, now)).id
+        except Exception as exc:
+            reason = f"could not start: {type(exc).__name__}: {exc}"
+            outcomes.close(self, s, lf, outcomes.Ended("failed", None, reason, 0.0, 0))
+            return
+        fields = {"status": "running", "fired_at": now, "task_id": lf.task_id}
+        fields["workflow_run_id"] = lf.run_id
+        fid = lf.id
+        self.service.writer_defer(lambda con: repo.update_firing(con, fid, fields), "firing", None)
+        self._log(
+            s,
+            "schedule_fired",
+            number=lf.number,
+            firing_id=lf.id,
+            scheduled_for=lf.scheduled_for,
+            missed_count=lf.missed,
+            task_id=lf.task_id,
+            workflow_run_id=lf.run_id,
+        )
+
+    def _start_workflow(self, s: Sched, lf: LiveFiring) -> None:
+        cls = REQUESTS.get("run_workflow")
+        if cls is None:
+            raise ScheduleError(
+                "this workspace cannot run workflows (the workflows feature is not installed)"
+            )
+        view = self.service.handle(
+            build(
+                cls,
+                workflow=s.row["workflow_id"],
+                inputs=None,
+                trigger="schedule",
+                trigger_id=lf.id,
+            )
+        )
+        lf.run_id = view.id
+        self.runs[view.id] = lf.id
+
+    def script_of(self, s: Sched) -> Any:
+        if s.script is not None:
+            return s.script
+        return (s.row.get("options") or {}).get("script")
+
+    def _project(self, s: Sched) -> str | None:
+        pid = s.row.get("project_id")
+        if not pid:
+            return None
+        from stagent_lab.store import projects as projects_repo
+
+        found = projects_repo.by_id(self.service.reader(), pid)
+        if found is None:
+            raise ScheduleError(f"the project of schedule {s.name!r} no longer exists")
+        return found["name"]
+
+    def _limits(self, s: Sched, prompt: str, profile: str | None) -> tuple[str, int]:
+        """(profile id, turn limit) a firing task runs with (stated in its prompt)."""
+        service, row = self.service, s.row
+        if profile is None:
+            profile = service.handle(build(REQUESTS["classify"], text=prompt))["profile_id"]
+        prof = service.profiles.get(profile)
+        runtime = row.get("runtime_id") or ("scripted" if self.script_of(s) is not None else None)
+        turns = row.get("max_turns") or (prof.max_turns_for(runtime) if runtime else prof.max_turns)
+        return prof.id, int(turns)
+
+    def _common(self, s: Sched) -> dict[str, Any]:
+        settings = self.service.settings
+        return {
+            "runtime": s.row.get("runtime_id"),
+            "model": s.row.get("model"),
+            "project": self._project(s),
+            "script": self.script_of(s),
+            "pool": "schedule",
+            "timeout_s": s.row.get("max_run_s") or settings.value("schedules.max_run_s"),
+            "channels": list(s.row.get("channels") or []),
+        }
+
+    def _task_request(self, s: Sched, lf: LiveFiring, now: datetime) -> Any:
+        row = s.row
+        profile, turns = self._limits(s, row["prompt"], row.get("profile_id"))
+        budget = row.get("max_budget_usd") or self.service.default_task_budget()
+        prompt = firing_prompt(
+            row["prompt"],
+            name=row["name"],
+            number=lf.number,
+            scheduled_local=local_stamp(lf.scheduled_for, s.timing.tz),
+            missed_count=lf.missed,
+            max_turns=turns,
+            budget=budget,
+            previous=outcomes.previous(self, s),
+            include_previous=bool(row["include_previous"]),
+        )
+        return build(
+            SubmitTask,
+            prompt=prompt,
+            profile=profile,
+            max_turns=turns,
+            max_budget_usd=budget,
+            title=f"{row['name']} #{lf.number}",
+            source="schedule",
+            origin_id=lf.id,
+            activity="schedule_firing",
+            unattended=row["on_approval"] == "deny",
+            **self._common(s),
+        )
+
+    def _evaluation_request(self, s: Sched, lf: LiveFiring, now: datetime) -> Any:
+        row, settings = s.row, self.service.settings
+        profile = row.get("profile_id") or settings.value("heartbeat.profile")
+        turns = int(row.get("max_turns") or settings.value("heartbeat.max_turns"))
+        budget = outcomes.capped(row, row.get("eval_budget_usd"))
+        last_at = row.get("last_action_at")
+        prompt = evaluation_prompt(
+            name=row["name"],
+            now_local=local_stamp(now, s.timing.tz),
+            checklist=row["checklist"],
+            last_action_local=local_stamp(last_at, s.timing.tz) if last_at else None,
+            last_action_items=row.get("last_action_items"),
+            max_turns=turns,
+            budget=budget,
+        )
+        return build(
+            SubmitTask,
+            prompt=prompt,
+            profile=profile,
+            max_turns=turns,
+            max_budget_usd=budget,
+            title=f"{row['name']} · check #{lf.number}",
+            source="heartbeat",
+            origin_id=lf.id,
+            activity="heartbeat",
+            unattended=row["on_approval"] == "deny",
+            **self._common(s),
+        )
+
+    # ---- liveness ------------------------------------------------------------------------
+
+    def is_live(self, lf: LiveFiring) -> bool:
+        if lf.run_id is not None:
+            return lf.run_id in self.runs
+        if lf.task_id is None:
+            return True  # being started
+        return self.task_status(lf.task_id) in LIVE
+
+    def task_status(self, task_id: str) -> str | None:
+        snap = self.service.task_snapshot(task_id)
+        if snap is not None:
+            return snap["status"]
+        self.service.writer_flush()
+        found = repo.task_outcome(self.service.reader(), task_id)
+        return found["status"] if found else None
+
+    # ---- workflow runs -------------------------------------------------------------------
+
+    def _on_event(self, ev: dict[str, Any]) -> None:
+        if ev.get("subject") != "workflow_run":
+            return
+        name = ev.get("event")
+        if name not in ("workflow_completed", "workflow_failed", "workflow_cancelled"):
+            return
+        run_id = ev.get("task_id")
+        if run_id in self.runs:
+            payload = ev.get("payload")
+            self.service.post(lambda: outcomes.run_ended(self, run_id, name, payload))
+
+    # ---- operations (engine thread) ------------------------------------------------------
+
+    def resolve(self, text: str) -> Sched:
+        text = str(text).strip()
+        hit = self.scheds.get(text)
+        if hit is not None:
+            return hit
+        named = [s for s in self.scheds.values() if s.name == text]
+        if len(named) == 1:
+            return named[0]
+        prefixed = [s for s in self.scheds.values() if s.id.startswith(text)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            raise ScheduleError(
+                f"{text!r} matches several schedules ({', '.join(s.name for s in prefixed[:5])}); "
+                "give more of the id or the name"
+            )
+        names = ", ".join(sorted(s.name for s in self.scheds.values())[:20]) or "none yet"
+        raise ScheduleError(f"no schedule named or with id {text!r}; schedules: {names}")
+
+    def fire_now(self, text: str, force: bool) -> dict[str, Any]:
+        s = self.resolve(text)
+        now = self.service.clock.now()
+        plan = Plan(s)
+        self._fire(plan, now, now, 0, manual=True, force=force)
+        self._commit([plan])
+        self._push(s)
+        firing = plan.firing or {}
+        if plan.start is not None:
+            firing = {**firing, "task_id": plan.start.task_id, "workflow_run_id": plan.start.run_id}
+        stored = repo.firing(self.service.reader(), firing["id"]) if firing else None
+        out = dict(stored or firing)
+        out.update({k: v for k, v in firing.items() if k in ("task_id", "workflow_run_id") and v})
+        return out
+
+    def set_status(self, s: Sched, status: str, reason: str | None, event: str, by: str) -> None:
+        now = self.service.clock.now()
+        fields: dict[str, Any] = {"status": status, "paused_reason": reason, "updated_at": now}
+        if status == "active":
+            fields["failure_streak"] = 0
+            if s.timing.cron is not None:
+                fields["next_fire_at"] = s.timing.next_after(now)
+        s.row.update(fields)
+        sid = s.id
+        self.service.writer_flush(lambda con: repo.update_schedule(con, sid, fields))
+        self._log(s, event, by=by, reason=reason, next_fire_at=s.row.get("next_fire_at"))
+        self._push(s)
+
+    def _log(self, s: Sched, event: str, **payload: Any) -> None:
+        payload.setdefault("schedule", s.name)
+        self.service.log_subject("schedule", s.id, event, **payload)
+
+    def local(self, s: Sched, instant: datetime | None) -> str | None:
+        return local_text(instant, s.timing.tz)
+
+    def today(self, s: Sched, now: datetime) -> Any:
+        return local_day(now, s.timing.tz)
+
+
+__all__ = ["LATE", "Plan", "Scheduler"]
