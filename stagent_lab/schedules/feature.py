@@ -80,7 +80,6 @@ class SchedulesFeature:
         hooks.stopping.append(sch.stop)
         hooks.finish.append(lambda st: outcomes.on_finish(sch, st))
         hooks.usage.insert(0, lambda st, row: outcomes.account(sch, st, row))
-        hooks.usage.append(lambda st, row: outcomes.enforce(sch, st, row))
         on = service.on
         on(rq.ParseInterval)(self._parse)
         on(rq.AddSchedule)(lambda r: self._add("clock", r))

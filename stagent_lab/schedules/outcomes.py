@@ -77,6 +77,8 @@ def close(sch: Scheduler, s: Sched, lf: LiveFiring, ended: Ended) -> None:
         "cost_usd": ended.cost,
         "turns": ended.turns,
         "finished_at": now,
+        "task_id": lf.task_id,
+        "workflow_run_id": lf.run_id,
     }
     keep_origin = False
     if ended.status == "completed" and s.heartbeat:
@@ -382,7 +384,7 @@ def capped(row: dict[str, Any], cap: float | None) -> float | None:
     remaining = _remaining(row)
     if remaining is None:
         return cap
-    remaining = max(remaining, 0.01)
+    remaining = max(remaining, 0.0001)  # a positive cap: the task stops after one call
     return min(cap, remaining) if cap else remaining
 
 
@@ -416,21 +418,6 @@ def account(sch: Scheduler, st: TaskState, row: dict[str, Any]) -> None:
     spent = float(s.row.get("spent_today_usd") or 0.0) + float(row.get("cost_usd") or 0.0)
     fields["spent_today_usd"] = spent
     _save(sch, s, fields)
-
-
-def enforce(sch: Scheduler, st: TaskState, row: dict[str, Any]) -> None:
-    """Usage hook: a heartbeat whose daily budget is spent stops its running task."""
-    if st.source != "heartbeat" or not st.origin_id:
-        return
-    s = _sched_of_origin(sch, st.origin_id)
-    if s is None:
-        return
-    daily = s.row.get("daily_budget_usd")
-    spent = float(s.row.get("spent_today_usd") or 0.0)
-    if daily and spent >= daily:
-        from stagent_lab.engine.runner import StopTask
-
-        raise StopTask("failed", f"heartbeat daily budget spent (${spent:.2f} of ${daily:.2f})")
 
 
 def _sched_of_origin(sch: Scheduler, fid: str) -> Sched | None:
@@ -581,7 +568,6 @@ __all__ = [
     "budget_alert",
     "capped",
     "close",
-    "enforce",
     "on_finish",
     "previous",
     "reconcile",
