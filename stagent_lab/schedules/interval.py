@@ -206,7 +206,7 @@ def parse_time(text: str) -> tuple[int, int]:
         return 12, 0
     if t == "midnight":
         return 0, 0
-    m = re.fullmatch(r"(\d{1,2})(?::(\d{2}))? ?(am|pm|a\.m\.|p\.m\.)", t)
+    m = re.fullmatch(r"(\d{1,2})(?::(\d{2}))? ?(am|pm)", t)
     if m:
         hour, minute = int(m.group(1)), int(m.group(2) or 0)
         if not 1 <= hour <= 12 or minute > 59:

@@ -140,7 +140,7 @@ def close(sch: Scheduler, s: Sched, lf: LiveFiring, ended: Ended) -> None:
         alert(sch, s, f"auto-paused: {row['paused_reason']}")
         sch._log(s, "schedule_paused", by="scheduler", reason=row["paused_reason"])
         sch._push(s)
-    if s.held is not None and not any(sch.is_live(f) for f in s.live.values()):
+    if s.held is not None and not sch.stopping and not any(sch.is_live(f) for f in s.live.values()):
         held, s.held = s.held, None
         sch.start_firing(s, held)
 

@@ -63,6 +63,7 @@ class Scheduler:
         self._timer_at: datetime | None = None
         self._unsubscribe: Any = None
         self.armed = False
+        self.stopping = False  # the engine is closing: start nothing (a reopen recovers it)
 
     # ---- lifecycle (engine thread) -------------------------------------------------------
 
@@ -84,6 +85,7 @@ class Scheduler:
 
     def stop(self) -> None:
         self.armed = False
+        self.stopping = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -350,6 +352,8 @@ class Scheduler:
 
     def start_firing(self, s: Sched, lf: LiveFiring) -> None:
         """Start a firing's task (or workflow run); a failure to start fails the firing."""
+        if self.stopping:
+            return  # its row stays running without a task: the next open starts it
         now = self.service.clock.now()
         s.live[lf.id] = lf
         self.origins[lf.id] = s.id

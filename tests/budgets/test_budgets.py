@@ -246,3 +246,65 @@ def test_disable_enable_remove_and_prefix_ids(blab, call_cost):
     with pytest.raises(BudgetError, match="no budget"):
         blab.budgets.disable(bid)
     wait_until(lambda: True)
+
+
+def test_a_jump_past_the_limit_sends_only_the_exceeded_alert(blab, call_cost):
+    blab.budgets.set("workspace", window="month", limit_usd=call_cost * 1.5)
+    task = blab.submit(PROMPT, profile="tester", model=MODEL, script=[{"say": "x"}] * 3)
+    wait_task(blab, task.id, statuses=("paused",))
+    assert len(events(blab, "budget_warning", subject="budget")) == 0
+    assert len(events(blab, "budget_exceeded", subject="budget")) == 1
+    assert len(notices(blab)) == 1
+
+
+def test_ask_during_a_run_waits_on_a_budget_item(blab, call_cost):
+    blab.budgets.set("workspace", window="month", limit_usd=call_cost * 2.5, on_exceed="ask")
+    task = blab.submit(PROMPT, profile="tester", model=MODEL, script=[{"say": "x"}] * 4)
+    item = blab.wait_inbox(timeout=30, task=task.id)
+    assert item["kind"][0] == "budget" and task_status(blab, task.id) == "waiting"
+    assert blab.usage(task.id)["cost_usd"].count() == 2  # stopped after the crossing call
+    blab.decide(item["id"][0], "allow")
+    assert wait_task(blab, task.id).status == "completed"
+    assert (blab.inbox("all")["kind"] == "budget").sum() == 1  # exempt: asked once
+
+
+def test_a_task_waiting_for_a_person_is_paused_at_once(blab, call_cost):
+    blab.budgets.set("workspace", window="month", limit_usd=call_cost * 3.5)
+    waiter = blab.submit("Wait for me.", profile="tester", script=[{"ask": "ok?"}, {"result": "y"}])
+    wait_until(lambda: task_status(blab, waiter.id) == "waiting")
+    spender = blab.submit(PROMPT, profile="tester", model=MODEL, script=[{"say": "x"}] * 5)
+    wait_task(blab, spender.id, statuses=("paused",))
+    done = wait_task(blab, waiter.id, statuses=("paused",))
+    assert done.status == "paused"
+    assert blab.task(waiter.id).view().failure_reason.startswith("budget: workspace month")
+    assert len(blab.logs(task=waiter.id, event="budget_paused")) == 1
+
+
+def test_a_blocked_task_checks_again_when_resumed(blab, call_cost):
+    bid = blab.budgets.set("workspace", window="month", limit_usd=call_cost * 0.5)
+    task = blab.submit("x", profile="tester", script=[{"result": "ok"}])
+    assert wait_task(blab, task.id).status == "failed"
+    blab.task(task.id).resume()
+    assert wait_task(blab, task.id).status == "failed"  # still exceeded
+    assert len(blab.sql("SELECT * FROM usage_ledger WHERE status = 'blocked'")) == 2
+    blab.budgets.disable(bid)
+    blab.task(task.id).resume()
+    assert wait_task(blab, task.id).status == "completed"
+
+
+def test_one_budget_cap_alert_per_schedule_per_day(blab, clock, call_cost):
+    blab.budgets.set("workspace", window="month", limit_usd=call_cost * 0.5)
+    sid = blab.schedules.add("capped", "Job.", when="5m", script=[{"result": "ok"}])
+    for n in (1, 2, 3):
+        clock.advance(300)
+        wait_firings(blab, sid, n)
+    assert len(events(blab, "schedule_alert")) == 1
+    assert len(notices(blab, subject="schedule")) == 1
+
+
+def test_notices_say_when_calls_had_no_price(blab):
+    blab.budgets.set("workspace", window="day", limit_usd=0.0001)
+    task = blab.submit("x", profile="tester", model="mystery-model-9", script=[{"say": "y"}] * 2)
+    wait_task(blab, task.id)
+    assert blab.budgets.status()["unpriced_calls"][0] == 2
+    assert blab.budgets.status()["state"][0] == "ok"  # they count $0

@@ -330,3 +330,28 @@ def test_unattended_clock_schedule_denies_instead_of_asking(slab, clock):
     assert decisions["payload"][0]["tier"] == "unattended"
     assert len(slab.inbox("all")) == 0
     wait_task(slab, df["task_id"][0])
+
+
+def test_manual_firings_count_toward_max_firings_but_never_complete_once(slab, clock):
+    one = slab.schedules.add("one-shot", "Job.", when="every hour", once=True, script=DONE_SCRIPT)
+    slab.schedules.fire(one)
+    wait_firings(slab, one, 1)
+    assert slab.schedules.get(one).status == "active"  # the scheduled firing is still to come
+    capped = slab.schedules.add("capped", "Job.", when="every hour", max_firings=1)
+    slab.schedules.fire(capped, force=True)
+    assert slab.schedules.get(capped).status == "completed"
+    with pytest.raises(ScheduleError, match="end condition still holds"):
+        slab.schedules.resume(capped)
+    view = slab.schedules.update(capped, max_firings=5)
+    assert view.max_firings == 5
+    assert slab.schedules.resume(capped).status == "active"
+
+
+def test_lifecycle_events_are_logged(slab):
+    sid = slab.schedules.add("logged", "Job.", when="5m")
+    slab.schedules.update(sid, max_turns=3)
+    slab.schedules.remove(sid)
+    names = events(slab, "schedule_added")["payload"].tolist()
+    assert names[0]["schedule"] == "logged" and names[0]["kind"] == "clock"
+    assert events(slab, "schedule_updated")["payload"][0]["fields"] == ["max_turns"]
+    assert len(events(slab, "schedule_removed")) == 1

@@ -370,3 +370,36 @@ def test_unattended_evaluation_denies_bash_without_an_inbox_item(slab, clock):
     assert decision["tier"] == "unattended" and decision["behavior"] == "deny"
     assert len(slab.inbox("all")) == 0
     assert df["status"][0] == "succeeded"
+
+
+def test_a_contradicting_verdict_is_corrected_with_a_notice_event(slab, clock):
+    said = json.dumps(
+        {
+            "action_needed": False,
+            "summary": "",
+            "items": [{"id": "disk", "status": "action_needed"}],
+        }
+    )
+    sid = slab.schedules.add_heartbeat(
+        "contradiction", CHECKLIST, when="every hour", action_mode="notify",
+        script=heartbeat_script([said]),
+    )  # fmt: skip
+    firing = slab.schedules.fire(sid)
+    wait_task(slab, firing.task_id)
+    df = wait_firings(slab, sid, 1)
+    assert df["action"][0] == "notify"
+    note = events(slab, "notice")["payload"][0]
+    assert "the items win" in note["message"]
+
+
+def test_a_manual_firing_ignores_active_hours_and_update_moves_the_window(slab, clock):
+    sid = slab.schedules.add_heartbeat(
+        "night", CHECKLIST, when="every hour", active_hours=("22:00", "23:00"),
+        script=heartbeat_script([verdict(item_1="ok", disk="ok")]),
+    )  # fmt: skip
+    assert f"{slab.schedules.get(sid).next_fire_at:%H:%M}" == "22:00"
+    firing = slab.schedules.fire(sid)  # 10:00, outside the window: an explicit firing runs
+    assert firing.status == "running"
+    wait_firings(slab, sid, 1)
+    view = slab.schedules.update(sid, active_hours=("12:00", "14:00"))
+    assert f"{view.next_fire_at:%H:%M}" == "12:00"

@@ -46,6 +46,9 @@ PHRASES = [
     ("on saturdays and sundays at 8am", "0 8 * * 0,6"),
     ("every month on the 15th at 8am", "0 8 15 * *"),
     ("every month on the 1st at midnight", "0 0 1 * *"),
+    ("every month on the 15 at 8am", "0 8 15 * *"),
+    ("on monday at 9am", "0 9 * * 1"),
+    ("every sun at 7pm", "0 19 * * 0"),
     ("on the first of every month at 9am", "0 9 1 * *"),
     ("  Every   WEEKDAY at 9AM ", "0 9 * * 1-5"),
 ]

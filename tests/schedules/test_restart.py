@@ -206,3 +206,26 @@ def test_a_schedule_keeps_firing_after_every_client_closed(tmp_path, profiles_di
             wait_until(fired, what=f"firing {n} in the service")
     finally:
         service.close()
+
+
+def test_a_held_firing_starts_on_reopen(tmp_path, profiles_dir):
+    home = tmp_path / "ws"
+    clock = FakeClock(START)
+    lab = reopen(home, profiles_dir, clock)
+    sid = lab.schedules.add(
+        "held", "Job.", when="5m", overlap="queue", script=[{"ask": "go?"}, {"result": "x"}]
+    )
+    clock.advance(300)
+    wait_firings(lab, sid, 1, statuses=("running",))
+    wait_until(lambda: len(lab.inbox()) == 1)
+    clock.advance(300)
+    wait_firings(lab, sid, 2, statuses=("running", "queued"))
+    lab.close()
+    lab = reopen(home, profiles_dir, later(11))
+    try:
+        df = wait_firings(lab, sid, 2, statuses=("failed", "running"))
+        assert df["reason"][0] == "engine stopped"
+        wait_until(lambda: firings(lab, sid)["task_id"].notna()[1])
+        assert len(lab.tasks()) == 2
+    finally:
+        lab.close()
