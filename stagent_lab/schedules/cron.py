@@ -16,20 +16,23 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from stagent_lab.errors import IntervalError
 
-_MINUTE = timedelta(minutes=1)
 _SEARCH_YEARS = 6  # an expression that matches nothing in this long never fires
-_ZONES: dict[str, ZoneInfo] = {}
+_ZONES: dict[str, tzinfo] = {}
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
 
 
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; an unknown name is an error, never a silent fallback."""
+def zone(name: str) -> tzinfo:
+    """The IANA zone ``name``; an unknown name is an error, never a silent fallback. UTC's
+    names give ``datetime.UTC`` (no conversion work)."""
+    if name in _UTC_NAMES:
+        return UTC
     tz = _ZONES.get(name)
     if tz is not None:
         return tz
@@ -118,43 +121,79 @@ class Cron:
         object.__setattr__(self, "_month_set", frozenset(self.months))
         object.__setattr__(self, "_hour_set", frozenset(self.hours))
         object.__setattr__(self, "_minute_set", frozenset(self.minutes))
+        # Days from each weekday (0 = Sunday) to the next allowed one (0 when it is allowed).
+        gaps = tuple(min(((w - wd) % 7 for w in self.weekdays), default=0) for wd in range(7))
+        object.__setattr__(self, "_weekday_gap", gaps)
 
     # ---- the next matching wall time ----------------------------------------------------
 
     def next_wall(self, after: datetime) -> datetime | None:
-        """The first wall time strictly after ``after`` that matches (None: never again)."""
+        """The first wall time strictly after ``after`` that matches (None: never again).
+
+        Field by field on integers: the month, then the first matching day of it (jumping
+        straight to the next allowed day of the month or weekday), the hour, the minute.
+        """
         if self.special:
             return self._next_wall_croniter(after)
-        t = after.replace(second=0, microsecond=0) + _MINUTE
-        limit = after.year + _SEARCH_YEARS
-        months, hours, minutes = self._month_set, self._hour_set, self._minute_set
-        while t.year <= limit:
-            if t.month not in months:
-                i = bisect.bisect_right(self.months, t.month)
-                if i < len(self.months):
-                    t = datetime(t.year, self.months[i], 1)
+        y, mo, d, h, mi = after.year, after.month, after.day, after.hour, after.minute + 1
+        if mi == 60:
+            mi, h = 0, h + 1
+        limit = y + _SEARCH_YEARS
+        months, hours, minutes = self.months, self.hours, self.minutes
+        month_set, hour_set, minute_set = self._month_set, self._hour_set, self._minute_set
+        while y <= limit:
+            if h == 24:
+                d, h, mi = d + 1, 0, 0
+            dim = _days_in(y, mo)
+            if mo not in month_set or d > dim:
+                i = bisect.bisect_right(months, mo)
+                if i < len(months):
+                    mo = months[i]
                 else:
-                    t = datetime(t.year + 1, self.months[0], 1)
+                    y, mo = y + 1, months[0]
+                d, h, mi = 1, 0, 0
                 continue
-            if not self.matches_day(t):
-                t = datetime(t.year, t.month, t.day) + timedelta(days=1)
+            nd = self._next_day(y, mo, d, dim)
+            if nd is None:
+                d = dim + 1  # past the month: the next allowed month
                 continue
-            if t.hour not in hours:
-                i = bisect.bisect_right(self.hours, t.hour)
-                if i < len(self.hours):
-                    t = t.replace(hour=self.hours[i], minute=0)
-                else:
-                    t = datetime(t.year, t.month, t.day) + timedelta(days=1)
-                continue
-            if t.minute not in minutes:
-                i = bisect.bisect_right(self.minutes, t.minute)
-                if i < len(self.minutes):
-                    t = t.replace(minute=self.minutes[i])
-                else:
-                    t = t.replace(minute=0) + timedelta(hours=1)
-                continue
-            return t
+            if nd != d:
+                d, h, mi = nd, 0, 0
+            if h not in hour_set:
+                i = bisect.bisect_left(hours, h)
+                if i == len(hours):
+                    d, h, mi = d + 1, 0, 0
+                    continue
+                h, mi = hours[i], 0
+            if mi not in minute_set:
+                i = bisect.bisect_left(minutes, mi)
+                if i == len(minutes):
+                    h, mi = h + 1, 0
+                    continue
+                mi = minutes[i]
+            return datetime(y, mo, d, h, mi)
         return None
+
+    def _next_day(self, y: int, mo: int, d: int, dim: int) -> int | None:
+        """The first day >= ``d`` of this month that matches, or None."""
+        if self.day_star and self.weekday_star:
+            return d
+        by_day = by_weekday = None
+        if not self.day_star:
+            i = bisect.bisect_left(self.days, d)
+            if i < len(self.days) and self.days[i] <= dim:
+                by_day = self.days[i]
+        if not self.weekday_star:
+            weekday = (_weekday(y, mo, d) + 1) % 7  # 0 = Sunday
+            nd = d + self._weekday_gap[weekday]
+            if nd <= dim:
+                by_weekday = nd
+        if self.day_star:
+            return by_weekday
+        if self.weekday_star:
+            return by_day
+        found = [x for x in (by_day, by_weekday) if x is not None]  # either may match
+        return min(found) if found else None
 
     def _next_wall_croniter(self, after: datetime) -> datetime | None:
         try:
@@ -259,6 +298,17 @@ def _is_int(v: object) -> bool:
 
 
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_in(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return _MONTH_DAYS[month - 1]
+
+
+def _weekday(year: int, month: int, day: int) -> int:
+    """Monday = 0 (``date.weekday``)."""
+    return date(year, month, day).weekday()
 
 
 def _month_has_day(month: int, day: int) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from stagent_lab.api.requests import REQUESTS
@@ -22,8 +22,6 @@ from stagent_lab.schedules.verdict import load_checklist
 from stagent_lab.schedules.window import ActiveWindow, next_in_window
 
 if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
     from stagent_lab.service.core import WorkspaceService
 
 COMMON_FIELDS = (
@@ -46,7 +44,7 @@ class Timing:
     """How a schedule finds its next firing (kept in memory by the scheduler)."""
 
     cron: Cron | None
-    tz: ZoneInfo
+    tz: tzinfo
     window: ActiveWindow
 
     def next_after(self, instant: datetime) -> datetime | None:
@@ -65,7 +63,7 @@ def timing_of(row: dict[str, Any]) -> Timing:
     return Timing(cron, zone(row["timezone"]), window)
 
 
-def parse_instant(value: Any, tz: ZoneInfo, what: str) -> datetime:
+def parse_instant(value: Any, tz: tzinfo, what: str) -> datetime:
     """A local datetime (naive = in ``tz``; aware = converted) or text, as naive UTC."""
     if isinstance(value, str):
         text = value.strip().replace("Z", "+00:00")
@@ -287,7 +285,7 @@ def _common_fields(
     service: WorkspaceService,
     data: dict[str, Any],
     row: dict[str, Any],
-    tz: ZoneInfo,
+    tz: tzinfo,
     now: datetime,
     existing: dict[str, Any] | None,
     changed: frozenset[str],
@@ -373,20 +371,20 @@ def check_fields(kind: str, changes: dict[str, Any]) -> None:
         )
 
 
-def local_text(instant: datetime | None, tz: ZoneInfo) -> str | None:
+def local_text(instant: datetime | None, tz: tzinfo) -> str | None:
     if instant is None:
         return None
     aware = instant.replace(tzinfo=UTC).astimezone(tz)
     return f"{aware:%Y-%m-%d %H:%M} {aware.tzname()}"
 
 
-def next_local_midnight(instant: datetime, tz: ZoneInfo) -> datetime:
+def next_local_midnight(instant: datetime, tz: tzinfo) -> datetime:
     wall = to_local(instant, tz)
     day = datetime(wall.year, wall.month, wall.day) + timedelta(days=1)
     return to_utc(day, tz)
 
 
-def local_day(instant: datetime, tz: ZoneInfo) -> Any:
+def local_day(instant: datetime, tz: tzinfo) -> Any:
     return to_local(instant, tz).date()
 
 
