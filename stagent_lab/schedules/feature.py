@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stagent_lab.api import schedules as rq
+from stagent_lab.api.requests import build
 from stagent_lab.config import SettingSpec
 from stagent_lab.engine.task import new_id
 from stagent_lab.errors import IntervalError, ScheduleError
@@ -171,7 +172,8 @@ class SchedulesFeature:
                 created_at=now,
                 updated_at=now,
             )
-            self.service.writer_flush(lambda con: repo.insert_schedule(con, row))
+            stored = sch.scrub(row)
+            self.service.writer_flush(lambda con: repo.insert_schedule(con, stored))
             s = Sched.from_row(repo.get(self.service.reader(), row["id"]) or row)
             s.script = script
             sch.scheds[s.id] = s
@@ -198,13 +200,17 @@ class SchedulesFeature:
             data = {**input_form(s.row), **changes}
             if "script" not in changes and s.script is not None:
                 data["script"] = s.script
+            # The same checks as a new one: types and ranges first, then the workspace.
+            data = self._fields(
+                kind, build(rq.AddSchedule if kind == "clock" else rq.AddHeartbeat, **data)
+            )
             now = self.service.clock.now()
             row, warnings, script = build_row(
                 self.service, kind, data, now, existing=s.row, changed=frozenset(changes)
             )
             row["updated_at"] = now
-            sid = s.id
-            self.service.writer_flush(lambda con: repo.update_schedule(con, sid, row))
+            sid, stored = s.id, sch.scrub(row)
+            self.service.writer_flush(lambda con: repo.update_schedule(con, sid, stored))
             s.row.update(row)
             s.timing = timing_of(s.row)
             s.script = script

@@ -112,10 +112,11 @@ def close(sch: Scheduler, s: Sched, lf: LiveFiring, ended: Ended) -> None:
     s.previous_loaded = True
     fid, sid = lf.id, s.id
     fields["updated_at"] = now
+    stored_firing, stored_fields = sch.scrub(firing), sch.scrub(fields)
 
     def write(con: Any) -> None:
-        repo.update_firing(con, fid, firing)
-        repo.update_schedule(con, sid, fields)
+        repo.update_firing(con, fid, stored_firing)
+        repo.update_schedule(con, sid, stored_fields)
 
     service.writer_defer(write, "firing outcome", ended.task_id)
     if not keep_origin:
@@ -391,7 +392,7 @@ def capped(row: dict[str, Any], cap: float | None) -> float | None:
 def _save(sch: Scheduler, s: Sched, fields: dict[str, Any]) -> None:
     s.row.update(fields)
     sid = s.id
-    data = dict(fields)
+    data = sch.scrub(dict(fields))
     sch.service.writer_defer(lambda con: repo.update_schedule(con, sid, data), "schedule", None)
 
 

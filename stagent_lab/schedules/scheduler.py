@@ -323,7 +323,8 @@ class Scheduler:
         for plan in plans:
             if plan.fields:
                 plan.sched.row.update(plan.fields)
-            writes.append((plan.sched.id, dict(plan.fields, updated_at=now), plan.firing))
+            fields = self.scrub(dict(plan.fields, updated_at=now))
+            writes.append((plan.sched.id, fields, self.scrub(plan.firing)))
 
         def write(con: Any) -> None:
             for sid, fields, firing in writes:
@@ -400,6 +401,16 @@ class Scheduler:
         )
         lf.run_id = view.id
         self.runs[view.id] = lf.id
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` with every text in it redacted (secrets never reach the store)."""
+        if isinstance(value, str):
+            return self.service.redact(value)
+        if isinstance(value, dict):
+            return {k: self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        return value
 
     def script_of(self, s: Sched) -> Any:
         if s.script is not None:
@@ -571,8 +582,8 @@ class Scheduler:
             if s.timing.cron is not None:
                 fields["next_fire_at"] = s.timing.next_after(now)
         s.row.update(fields)
-        sid = s.id
-        self.service.writer_flush(lambda con: repo.update_schedule(con, sid, fields))
+        sid, stored = s.id, self.scrub(fields)
+        self.service.writer_flush(lambda con: repo.update_schedule(con, sid, stored))
         self._log(s, event, by=by, reason=reason, next_fire_at=s.row.get("next_fire_at"))
         self._push(s)
 

@@ -355,3 +355,19 @@ def test_lifecycle_events_are_logged(slab):
     assert names[0]["schedule"] == "logged" and names[0]["kind"] == "clock"
     assert events(slab, "schedule_updated")["payload"][0]["fields"] == ["max_turns"]
     assert len(events(slab, "schedule_removed")) == 1
+
+
+def test_update_checks_types_like_add_and_never_stores_secrets(slab, monkeypatch):
+    from stagent_lab.errors import InvalidInput
+
+    sid = slab.schedules.add("typed", "Job.", when="5m")
+    with pytest.raises(InvalidInput, match="max_turns"):
+        slab.schedules.update(sid, max_turns=0)
+    with pytest.raises(InvalidInput, match="overlap"):
+        slab.schedules.update(sid, overlap="sometimes")
+    secret = "sk-ant-api03-" + "x" * 40
+    service = slab.workspace.service
+    service.redact.add({"TEST_KEY": secret})
+    slab.schedules.update(sid, prompt=f"Use the key {secret} to check.")
+    stored = slab.sql("SELECT prompt FROM schedules WHERE id = ?", [sid])["prompt"][0]
+    assert secret not in stored and "Use the key" in stored

@@ -38,6 +38,8 @@ def workflows(slab):
     ids = itertools.count(1)
 
     def run(r: RunWorkflow) -> FakeRunView:
+        if r.workflow == "missing":
+            raise KeyError("no workflow named 'missing'")
         started.append(r)
         return FakeRunView(id=f"run{next(ids)}")
 
@@ -93,3 +95,12 @@ def test_replace_is_refused_for_workflow_schedules(slab, workflows):
 
     with pytest.raises(ScheduleError, match="replace"):
         slab.schedules.add("wf", workflow="x", when="5m", overlap="replace")
+
+
+def test_a_run_that_cannot_start_fails_the_firing_and_counts(slab, clock, workflows):
+    sid = slab.schedules.add("gone", workflow="missing", when="5m")
+    clock.advance(300)
+    df = wait_firings(slab, sid, 1)
+    assert df["status"][0] == "failed"
+    assert df["reason"][0].startswith("could not start: KeyError")
+    assert slab.schedules.get(sid).failure_streak == 1
