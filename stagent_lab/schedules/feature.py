@@ -19,7 +19,7 @@ from stagent_lab.api.requests import build
 from stagent_lab.config import SettingSpec
 from stagent_lab.engine.task import new_id
 from stagent_lab.errors import IntervalError, ScheduleError
-from stagent_lab.schedules import outcomes
+from stagent_lab.schedules import heartbeat, outcomes
 from stagent_lab.schedules.cron import zone
 from stagent_lab.schedules.describe import describe, preview
 from stagent_lab.schedules.model import build_row, check_fields, input_form, timing_of
@@ -80,7 +80,7 @@ class SchedulesFeature:
         hooks.started.append(sch.start)
         hooks.stopping.append(sch.stop)
         hooks.finish.append(lambda st: outcomes.on_finish(sch, st))
-        hooks.usage.insert(0, lambda st, row: outcomes.account(sch, st, row))
+        hooks.usage.insert(0, lambda st, row: heartbeat.account(sch, st, row))
         on = service.on
         on(rq.ParseInterval)(self._parse)
         on(rq.AddSchedule)(lambda r: self._add("clock", r))
@@ -96,6 +96,14 @@ class SchedulesFeature:
         )
         on(rq.ListFirings)(self._firings)
         service.add_monitor_section("schedules", self.monitor_rows)
+        keep_alive = getattr(service, "keep_alive", None)  # the long-lived service's idle stop
+        if keep_alive is not None:
+            keep_alive.append(self.keep_alive)
+
+    def keep_alive(self) -> str | None:
+        """Why the workspace service must stay up with no client: active schedules."""
+        active = sum(1 for s in list(self.scheduler.scheds.values()) if s.row["status"] == "active")
+        return f"{active} active schedule(s)" if active else None
 
     def _engine(self, fn: Any) -> Any:
         return self.service.on_engine(fn)

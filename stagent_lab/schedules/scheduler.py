@@ -17,37 +17,22 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stagent_lab.api.requests import REQUESTS, SubmitTask, build
-from stagent_lab.engine.task import new_id
-from stagent_lab.errors import InvalidInput, ScheduleError
-from stagent_lab.schedules import outcomes
-from stagent_lab.schedules.model import local_day, local_text, next_local_midnight
-from stagent_lab.schedules.prompts import evaluation_prompt, firing_prompt, local_stamp
-from stagent_lab.schedules.state import LiveFiring, Sched
+from stagent_lab.api.requests import REQUESTS, build
+from stagent_lab.errors import ScheduleError
+from stagent_lab.schedules import outcomes, submit
+from stagent_lab.schedules import plans as plans_mod
+from stagent_lab.schedules.model import local_day, local_text
+from stagent_lab.schedules.plans import Plan
+from stagent_lab.schedules.state import Ended, LiveFiring, Sched
 from stagent_lab.store import schedules as repo
 
 if TYPE_CHECKING:
     from stagent_lab.service.core import WorkspaceService
 
-LATE = timedelta(seconds=60)  # later than this is a missed firing (catch-up)
 LIVE = frozenset({"queued", "running", "waiting", "paused"})
-_TICK = timedelta(microseconds=1)
-
-
-@dataclass
-class Plan:
-    """What one firing decision writes, then does once the write committed."""
-
-    sched: Sched
-    fields: dict[str, Any] = field(default_factory=dict)  # schedule row changes
-    firing: dict[str, Any] | None = None  # the firing row to insert
-    start: LiveFiring | None = None
-    cancel: list[LiveFiring] = field(default_factory=list)  # overlap=replace
-    after: list[Any] = field(default_factory=list)  # callables run after the commit
 
 
 class Scheduler:
@@ -148,169 +133,11 @@ class Scheduler:
             s = self.scheds[entry[2]]
             s.wake = None
             due.append(s)
-        plans = [p for p in (self._due(s, now) for s in due) if p is not None]
+        plans = [p for p in (plans_mod.due(self, s, now) for s in due) if p is not None]
         self._commit(plans)
         for s in due:
             self._push(s)
         self._arm()
-
-    # ---- deciding a firing ---------------------------------------------------------------
-
-    def _due(self, s: Sched, now: datetime) -> Plan | None:
-        row = s.row
-        if row["status"] != "active":
-            return None
-        if row.get("expires_at") and row["expires_at"] <= now:
-            plan = Plan(s, {"status": "expired", "next_fire_at": None})
-            plan.after.append(
-                lambda: self._log(s, "schedule_expired", expires_at=row["expires_at"])
-            )
-            return plan
-        scheduled = row.get("next_fire_at")
-        if scheduled is None or scheduled > now:
-            return None
-        missed, slot = 0, scheduled
-        if now - scheduled > LATE:
-            if s.timing.cron is not None:
-                missed, slot = self._missed(s, scheduled, now)
-            else:
-                missed = 1
-        plan = Plan(s, {"next_fire_at": s.timing.next_after(now)})
-        if missed and row["catch_up"] == "skip":
-            self._skip(plan, now, slot, "missed", missed)
-            reason = f"{missed} missed firing(s) skipped (catch_up='skip')"
-            plan.after.append(lambda: outcomes.alert(self, s, reason))
-        else:
-            self._fire(plan, now, slot, missed, manual=False, force=False)
-        if row["once"] or s.timing.cron is None:
-            plan.fields.update(status="completed", next_fire_at=None)
-            plan.after.append(lambda: self._log(s, "schedule_completed", reason="once"))
-        return plan
-
-    def _missed(self, s: Sched, first: datetime, now: datetime) -> tuple[int, datetime]:
-        """(cron times in [first, now], the last of them)."""
-        count, last = 1, first
-        while count < 100_000:
-            nxt = s.timing.next_after(last)
-            if nxt is None or nxt > now:
-                break
-            count, last = count + 1, nxt
-        return count, last
-
-    def _fire(
-        self,
-        plan: Plan,
-        now: datetime,
-        scheduled_for: datetime,
-        missed: int,
-        *,
-        manual: bool,
-        force: bool,
-    ) -> None:
-        s, row = plan.sched, plan.sched.row
-        if s.heartbeat:
-            outcomes.roll_day(self, s, now, plan.fields)
-            daily = row.get("daily_budget_usd")
-            if daily and float(row["spent_today_usd"] or 0) >= daily:
-                self._skip(plan, now, scheduled_for, "daily_budget", missed, manual)
-                if not manual:
-                    nxt = s.timing.next_after(next_local_midnight(now, s.timing.tz) - _TICK)
-                    plan.fields["next_fire_at"] = nxt
-                reason = (
-                    f"daily budget spent (${float(row['spent_today_usd']):.2f} of ${daily:.2f}); "
-                    "no check until tomorrow"
-                )
-                plan.after.append(lambda: outcomes.budget_alert(self, s, now, reason, plan.fields))
-                return
-        blocking = self._blocking_caps(s)
-        if blocking:
-            self._skip(plan, now, scheduled_for, "budget_cap", missed, manual)
-            reason = f"skipped: {blocking[0]['reason']}"
-            plan.after.append(lambda: outcomes.budget_alert(self, s, now, reason, plan.fields))
-            return
-        live = [f for f in s.live.values() if self.is_live(f)]
-        status = "running"
-        if live and not force:
-            policy = row["overlap"]
-            if policy == "skip" or (policy == "queue" and s.held is not None):
-                self._skip(plan, now, scheduled_for, "overlap", missed, manual)
-                return
-            if policy == "queue":
-                status = "queued"
-            elif policy == "replace":
-                plan.cancel = live
-        s.number += 1
-        firing = {
-            "id": new_id(),
-            "schedule_id": s.id,
-            "number": s.number,
-            "scheduled_for": scheduled_for,
-            "fired_at": now if status == "running" else None,
-            "status": status,
-            "missed_count": missed,
-            "manual": manual,
-        }
-        plan.firing = firing
-        lf = LiveFiring(firing["id"], s.number, scheduled_for, missed=missed)
-        if status == "queued":
-            s.held = lf
-            plan.after.append(
-                lambda: self._log(s, "schedule_queued", number=lf.number, firing_id=lf.id)
-            )
-        else:
-            plan.start = lf
-        count = int(row["firing_count"] or 0) + 1
-        plan.fields.update(firing_count=count, last_fired_at=now)
-        if row.get("max_firings") and count >= int(row["max_firings"]):
-            plan.fields.update(status="completed", next_fire_at=None)
-            plan.after.append(lambda: self._log(s, "schedule_completed", reason="max_firings"))
-
-    def _skip(
-        self,
-        plan: Plan,
-        now: datetime,
-        scheduled_for: datetime,
-        reason: str,
-        missed: int = 0,
-        manual: bool = False,
-    ) -> None:
-        s = plan.sched
-        s.number += 1
-        number = s.number
-        plan.firing = {
-            "id": new_id(),
-            "schedule_id": s.id,
-            "number": number,
-            "scheduled_for": scheduled_for,
-            "fired_at": now,
-            "status": "skipped",
-            "reason": reason,
-            "missed_count": missed,
-            "finished_at": now,
-            "manual": manual,
-        }
-        fid = plan.firing["id"]
-        plan.after.append(
-            lambda: self._log(s, "schedule_skipped", reason=reason, number=number, firing_id=fid)
-        )
-
-    def _blocking_caps(self, s: Sched) -> list[dict[str, Any]]:
-        cls = REQUESTS.get("check_budgets")
-        if cls is None:
-            return []
-        row = s.row
-        runtime = row.get("runtime_id") or ("scripted" if self.script_of(s) is not None else None)
-        profile = row.get("profile_id")
-        if profile is None and s.heartbeat:
-            profile = self.service.settings.value("heartbeat.profile")
-        try:
-            return list(
-                self.service.handle(
-                    build(cls, runtime=runtime, profile=profile, project_id=row.get("project_id"))
-                )
-            )
-        except InvalidInput:
-            return []
 
     # ---- committing and starting ---------------------------------------------------------
 
@@ -362,12 +189,12 @@ class Scheduler:
             if s.row.get("workflow_id"):
                 self._start_workflow(s, lf)
             elif s.heartbeat:
-                lf.task_id = self.service.submit(self._evaluation_request(s, lf, now)).id
+                lf.task_id = self.service.submit(submit.evaluation_request(self, s, lf, now)).id
             else:
-                lf.task_id = self.service.submit(self._task_request(s, lf, now)).id
+                lf.task_id = self.service.submit(submit.task_request(self, s, lf, now)).id
         except Exception as exc:
             reason = f"could not start: {type(exc).__name__}: {exc}"
-            outcomes.close(self, s, lf, outcomes.Ended("failed", None, reason, 0.0, 0))
+            outcomes.close(self, s, lf, Ended("failed", None, reason, 0.0, 0))
             return
         fields = {"status": "running", "fired_at": now, "task_id": lf.task_id}
         fields["workflow_run_id"] = lf.run_id
@@ -411,102 +238,6 @@ class Scheduler:
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
         return value
-
-    def script_of(self, s: Sched) -> Any:
-        if s.script is not None:
-            return s.script
-        return (s.row.get("options") or {}).get("script")
-
-    def _project(self, s: Sched) -> str | None:
-        pid = s.row.get("project_id")
-        if not pid:
-            return None
-        from stagent_lab.store import projects as projects_repo
-
-        found = projects_repo.by_id(self.service.reader(), pid)
-        if found is None:
-            raise ScheduleError(f"the project of schedule {s.name!r} no longer exists")
-        return found["name"]
-
-    def _limits(self, s: Sched, prompt: str, profile: str | None) -> tuple[str, int]:
-        """(profile id, turn limit) a firing task runs with (stated in its prompt)."""
-        service, row = self.service, s.row
-        if profile is None:
-            profile = service.handle(build(REQUESTS["classify"], text=prompt))["profile_id"]
-        prof = service.profiles.get(profile)
-        runtime = row.get("runtime_id") or ("scripted" if self.script_of(s) is not None else None)
-        turns = row.get("max_turns") or (prof.max_turns_for(runtime) if runtime else prof.max_turns)
-        return prof.id, int(turns)
-
-    def _common(self, s: Sched) -> dict[str, Any]:
-        settings = self.service.settings
-        return {
-            "runtime": s.row.get("runtime_id"),
-            "model": s.row.get("model"),
-            "project": self._project(s),
-            "script": self.script_of(s),
-            "pool": "schedule",
-            "timeout_s": s.row.get("max_run_s") or settings.value("schedules.max_run_s"),
-            "channels": list(s.row.get("channels") or []),
-        }
-
-    def _task_request(self, s: Sched, lf: LiveFiring, now: datetime) -> Any:
-        row = s.row
-        profile, turns = self._limits(s, row["prompt"], row.get("profile_id"))
-        budget = row.get("max_budget_usd") or self.service.default_task_budget()
-        prompt = firing_prompt(
-            row["prompt"],
-            name=row["name"],
-            number=lf.number,
-            scheduled_local=local_stamp(lf.scheduled_for, s.timing.tz),
-            missed_count=lf.missed,
-            max_turns=turns,
-            budget=budget,
-            previous=outcomes.previous(self, s),
-            include_previous=bool(row["include_previous"]),
-        )
-        return build(
-            SubmitTask,
-            prompt=prompt,
-            profile=profile,
-            max_turns=turns,
-            max_budget_usd=budget,
-            title=f"{row['name']} #{lf.number}",
-            source="schedule",
-            origin_id=lf.id,
-            activity="schedule_firing",
-            unattended=row["on_approval"] == "deny",
-            **self._common(s),
-        )
-
-    def _evaluation_request(self, s: Sched, lf: LiveFiring, now: datetime) -> Any:
-        row, settings = s.row, self.service.settings
-        profile = row.get("profile_id") or settings.value("heartbeat.profile")
-        turns = int(row.get("max_turns") or settings.value("heartbeat.max_turns"))
-        budget = outcomes.capped(row, row.get("eval_budget_usd"))
-        last_at = row.get("last_action_at")
-        prompt = evaluation_prompt(
-            name=row["name"],
-            now_local=local_stamp(now, s.timing.tz),
-            checklist=row["checklist"],
-            last_action_local=local_stamp(last_at, s.timing.tz) if last_at else None,
-            last_action_items=row.get("last_action_items"),
-            max_turns=turns,
-            budget=budget,
-        )
-        return build(
-            SubmitTask,
-            prompt=prompt,
-            profile=profile,
-            max_turns=turns,
-            max_budget_usd=budget,
-            title=f"{row['name']} · check #{lf.number}",
-            source="heartbeat",
-            origin_id=lf.id,
-            activity="heartbeat",
-            unattended=row["on_approval"] == "deny",
-            **self._common(s),
-        )
 
     # ---- liveness ------------------------------------------------------------------------
 
@@ -563,7 +294,7 @@ class Scheduler:
         s = self.resolve(text)
         now = self.service.clock.now()
         plan = Plan(s)
-        self._fire(plan, now, now, 0, manual=True, force=force)
+        plans_mod.fire(self, plan, now, now, 0, manual=True, force=force)
         self._commit([plan])
         self._push(s)
         firing = plan.firing or {}
@@ -587,6 +318,14 @@ class Scheduler:
         self._log(s, event, by=by, reason=reason, next_fire_at=s.row.get("next_fire_at"))
         self._push(s)
 
+    def save(self, s: Sched, fields: dict[str, Any]) -> None:
+        """Change a schedule's row in memory now and in the store with the next batch."""
+        s.row.update(fields)
+        sid, data = s.id, self.scrub(dict(fields))
+        self.service.writer_defer(
+            lambda con: repo.update_schedule(con, sid, data), "schedule", None
+        )
+
     def _log(self, s: Sched, event: str, **payload: Any) -> None:
         payload.setdefault("schedule", s.name)
         self.service.log_subject("schedule", s.id, event, **payload)
@@ -598,4 +337,4 @@ class Scheduler:
         return local_day(now, s.timing.tz)
 
 
-__all__ = ["LATE", "Plan", "Scheduler"]
+__all__ = ["LIVE", "Scheduler"]

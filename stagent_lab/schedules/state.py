@@ -9,6 +9,18 @@ from typing import Any
 from stagent_lab.schedules.model import Timing, timing_of
 
 
+@dataclass(frozen=True)
+class Ended:
+    """How the work of a firing ended (its task, or its workflow run)."""
+
+    status: str  # completed | failed | cancelled
+    result: str | None
+    reason: str | None
+    cost: float
+    turns: int
+    task_id: str | None = None
+
+
 @dataclass
 class LiveFiring:
     """A firing whose task or workflow run has not ended."""
@@ -58,4 +70,4 @@ class Sched:
         return min(times) if times else None
 
 
-__all__ = ["LiveFiring", "Sched"]
+__all__ = ["Ended", "LiveFiring", "Sched"]
