@@ -229,3 +229,12 @@ def test_a_held_firing_starts_on_reopen(tmp_path, profiles_dir):
         assert len(lab.tasks()) == 2
     finally:
         lab.close()
+
+
+def test_active_schedules_are_a_reason_to_keep_the_service_up(slab):
+    feature = next(f for f in slab.workspace.service.features if f.name == "schedules")
+    assert feature.keep_alive() is None
+    sid = slab.schedules.add("keeper", "Job.", when="hourly")
+    assert feature.keep_alive() == "1 active schedule(s)"
+    slab.schedules.pause(sid)
+    assert feature.keep_alive() is None
