@@ -19,7 +19,9 @@ from typing import Any
 from stagent_lab.api import requests as rq
 from stagent_lab.api.requests import ArrowTable, build
 from stagent_lab.api.workspace import Workspace
+from stagent_lab.client.budgets import BudgetsClient
 from stagent_lab.client.handle import TaskHandle
+from stagent_lab.client.schedules import SchedulesClient
 from stagent_lab.client.tables import frame, parse_payloads
 from stagent_lab.errors import StagentError, WorkspaceLockedError
 
@@ -85,6 +87,8 @@ class Lab:
         self.memory = _memory_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
+        self.schedules = SchedulesClient(self)
+        self.budgets = BudgetsClient(self)
         with _open_lock:
             _open_labs.add(self)
 

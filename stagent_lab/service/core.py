@@ -88,8 +88,10 @@ class Feature(Protocol):
 def default_features() -> list[Feature]:
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
+    from stagent_lab.schedules.feature import SchedulesFeature
+    from stagent_lab.usage.feature import BudgetsFeature
 
-    return [MemoryFeature(), HandoffsFeature()]
+    return [MemoryFeature(), HandoffsFeature(), SchedulesFeature(), BudgetsFeature()]
 
 
 class WorkspaceService:
@@ -124,6 +126,8 @@ class WorkspaceService:
         # Reasons to stay up with no client connected (active schedules, channel pollers,
         # delayed workflow runs): each returns a short reason, or None.
         self.keep_alive: list[Callable[[], str | None]] = []
+        # The cap of a task submitted without max_budget_usd (the budgets feature sets it).
+        self.default_task_budget: Callable[[], float | None] = lambda: None
         self._lock = threading.RLock()
         self._projects: dict[str | None, tuple[str, str]] = {}
         self._project_text: dict[str, str | None] = {}
@@ -466,7 +470,9 @@ class WorkspaceService:
             project_id=project_id,
             working_dir=working_dir,
             max_turns=r.max_turns or prof.max_turns_for(rid),
-            max_budget_usd=r.max_budget_usd,
+            max_budget_usd=(
+                r.max_budget_usd if r.max_budget_usd is not None else self.default_task_budget()
+            ),
             runtime_options=options,
             source=r.source,
             parent_task_id=r.parent_task_id,
