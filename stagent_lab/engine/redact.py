@@ -6,8 +6,8 @@ Before any text is stored or published, every run of 8 or more characters that a
 known secret is replaced by ``[redacted:NAME]``: a tool that prints the environment, a model that
 echoes a key, or ``head -c 68`` of a 69-character key all leave nothing usable behind.
 
-``refresh()`` re-reads the environment (the engine calls it at most once a second and before
-each task starts), so a key exported after the workspace opened is covered from then on.
+``refresh()`` re-reads the environment (the engine calls it with each timed batch, every
+~0.1 s, and before each task starts), so a key exported after the workspace opened is covered from then on.
 
 How: every 8-character window of every secret is looked for with ``str.find`` (a fast C scan;
 about 60 windows for a 69-character key). Each hit is then grown left and right while the text
@@ -25,7 +25,7 @@ _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)",
 MIN_SECRET_LEN = 8
 WINDOW = 8  # the shortest part of a secret that is redacted
 ANCHOR = 4
-REFRESH_EVERY_S = 1.0
+REFRESH_EVERY_S = 0.1  # the engine checks with each timed batch
 
 
 class Redactor:

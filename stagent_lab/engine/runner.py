@@ -56,7 +56,7 @@ class TaskRunner:
         try:
             await eng.queue.acquire(pool, st.priority)
             slot = True
-            eng.redact.refresh()
+            eng.redact.refresh(force=True)  # a key exported since the last check counts now
             eng.book.set_status(st, S.RUNNING)
             watchdog = RunWatchdog(eng, st)
             for hook in eng.hooks.preflight:
