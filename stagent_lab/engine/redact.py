@@ -7,7 +7,8 @@ known secret is replaced by ``[redacted:NAME]``: a tool that prints the environm
 echoes a key, or ``head -c 68`` of a 69-character key all leave nothing usable behind.
 
 ``refresh()`` re-reads the environment (the engine calls it with each timed batch, every
-~0.1 s, and before each task starts), so a key exported after the workspace opened is covered from then on.
+~0.1 s, and before each task starts), so a key exported after the workspace opened is
+covered from then on.
 
 How: every 8-character window of every secret is looked for with ``str.find`` (a fast C scan;
 about 60 windows for a 69-character key). Each hit is then grown left and right while the text
