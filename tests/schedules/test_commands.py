@@ -97,6 +97,7 @@ def run(*args: str, home) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.timeout(600)  # seven CLI processes, each importing the package
 def test_cli_schedules_and_budgets(tmp_path):
     home = tmp_path / "ws"
     with Lab(home) as lab:
