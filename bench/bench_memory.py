@@ -97,9 +97,14 @@ def build(path: Path, n: int, seed: int = 7) -> duckdb.DuckDBPyConnection:
             "updated_at": updated,
         }
     )
+    from stagent_lab.store import memory_index
+
     con.register("_bench_memories", df)
-    con.execute("INSERT INTO agent_memory SELECT * FROM _bench_memories")
+    cols = ", ".join(df.columns)
+    con.execute(f"INSERT INTO agent_memory ({cols}) SELECT {cols} FROM _bench_memories")
     con.unregister("_bench_memories")
+    memory_index.rebuild(con)  # rows loaded behind MemoryStore's back: index them
+    con.execute("CHECKPOINT")
     return con
 
 
