@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from stagent_lab.store.memory_scoring import (
     DECAYED_BELOW,
@@ -40,7 +39,6 @@ from stagent_lab.store.memory_scoring import (
 
 EPOCH = datetime(1970, 1, 1)
 US_PER_DAY = 86_400_000_000.0
-TERM_SLOTS = 8  # query_terms() returns at most this many terms (MAX_QUERY_TERMS)
 NEVER = 1e300  # fade_day of a memory that does not decay
 FADE_SLACK_DAYS = 1e-6  # the fade_day test only prefilters; the decayed confidence decides
 
@@ -143,17 +141,16 @@ def add_words(con: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, list[
         found.extend(ws)
     if not found:
         return
-    tbl = pa.table({"memory_id": pa.array(ids, pa.string()), "word": pa.array(found, pa.string())})
-    con.register("_memory_words", tbl)
-    try:
-        con.execute(
-            "INSERT INTO agent_memory_words SELECT memory_id, hash(word) FROM _memory_words"
-        )
-        con.execute(
-            "INSERT OR IGNORE INTO agent_memory_vocab SELECT DISTINCT word FROM _memory_words"
-        )
-    finally:
-        con.unregister("_memory_words")
+    # Lists bound as parameters and unnested: cheaper than registering a table for the
+    # handful of rows a batch usually brings.
+    con.execute(
+        "INSERT INTO agent_memory_words SELECT unnest($ids), hash(unnest($words))",
+        {"ids": ids, "words": found},
+    )
+    con.execute(
+        "INSERT OR IGNORE INTO agent_memory_vocab SELECT DISTINCT unnest($words)",
+        {"words": found},
+    )
 
 
 def drop_words(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> None:
@@ -191,36 +188,33 @@ def duplicate_candidates(
             found.append(w)
     if not found:
         return out
-    tbl = pa.table(
+    rows = con.execute(
+        f"""
+        WITH probe AS (
+            SELECT unnest($nums) AS n, unnest($profiles) AS profile_id,
+                   unnest($projects) AS project_id, unnest($needs) AS need,
+                   hash(unnest($words)) AS wid
+        ), hits AS (
+            SELECT p.n, w.memory_id, any_value(p.profile_id) AS profile_id,
+                   any_value(p.project_id) AS project_id
+            FROM probe p JOIN agent_memory_words w ON w.wid = p.wid
+            GROUP BY p.n, w.memory_id
+            HAVING count(*) >= any_value(p.need)
+        )
+        SELECT h.n, m.id, m.content, m.status, m.tags, {effective_sql("m.")} AS eff
+        FROM hits h JOIN agent_memory m ON m.id = h.memory_id
+        WHERE m.profile_id = h.profile_id AND m.project_id IS NOT DISTINCT FROM h.project_id
+        ORDER BY h.n, m.id
+        """,
         {
-            "n": pa.array(nums, pa.int64()),
-            "profile_id": pa.array(profiles, pa.string()),
-            "project_id": pa.array(projects, pa.string()),
-            "need": pa.array(needs, pa.int64()),
-            "word": pa.array(found, pa.string()),
-        }
-    )
-    con.register("_memory_probe", tbl)
-    try:
-        rows = con.execute(
-            f"""
-            WITH hits AS (
-                SELECT p.n, w.memory_id, any_value(p.profile_id) AS profile_id,
-                       any_value(p.project_id) AS project_id
-                FROM _memory_probe p JOIN agent_memory_words w ON w.wid = hash(p.word)
-                GROUP BY p.n, w.memory_id
-                HAVING count(*) >= any_value(p.need)
-            )
-            SELECT h.n, m.id, m.content, m.status, m.tags, {effective_sql()} AS eff
-            FROM hits h JOIN agent_memory m ON m.id = h.memory_id
-            WHERE m.profile_id = h.profile_id
-              AND m.project_id IS NOT DISTINCT FROM h.project_id
-            ORDER BY h.n, m.id
-            """,
-            {"now_day": day_number(now)},
-        ).fetchall()
-    finally:
-        con.unregister("_memory_probe")
+            "nums": nums,
+            "profiles": profiles,
+            "projects": projects,
+            "needs": needs,
+            "words": found,
+            "now_day": day_number(now),
+        },
+    ).fetchall()
     for n, mid, content, status, tags, eff in rows:
         out[n].append((mid, content, status, tags, eff))
     return out
@@ -242,60 +236,53 @@ def recency_sql(prefix: str = "") -> str:
 def ranked_sql(*, project: bool, tags: bool, columns: str) -> str:
     """The top-k query: live memories of a profile, scored, best first.
 
-    Parameters: ``$profile``, ``$now_day``, ``$k``, ``$terms`` (a list of 1 to 8 terms; pass
-    ``$nterms = 0`` with a placeholder term when the query has none), ``$nterms``, and
-    ``$project`` / ``$tagpat`` when asked for. ``columns`` are selected from ``m`` (the
-    memory row) for the k winners, after the score columns.
+    Parameters: ``$profile``, ``$now_day``, ``$k``, ``$terms`` (the query terms, possibly
+    empty), and ``$project`` / ``$tagpat`` when asked for. ``columns`` are selected from ``m``
+    (the memory row) for the k winners, before the score columns. The expressions stay small
+    whatever the number of terms: per (memory, term) pairs and per-term document frequencies
+    are rows, not columns (planning a wide expression costs more than running it).
     """
     project_sql = (
-        "(m.project_id IS NULL OR m.project_id = $project)" if project else ("m.project_id IS NULL")
+        "(m.project_id IS NULL OR m.project_id = $project)" if project else "m.project_id IS NULL"
     )
     tag_sql = (
         "CASE WHEN length(m.tags) > 2 AND regexp_matches(m.tags, $tagpat) THEN 1.0 ELSE 0.0 END"
         if tags
         else "0.0"
     )
-    slots = range(TERM_SLOTS)
-    dfs = ", ".join(f"count_if(mask & {1 << i} <> 0) AS d{i}" for i in slots)
-    weights = ", ".join(
-        f"CASE WHEN {i} < $nterms THEN ln(1 + (n - d{i} + 0.5) / (d{i} + 0.5)) ELSE 0.0 END AS w{i}"
-        for i in slots
-    )
-    covered = " + ".join(f"CASE WHEN mask & {1 << i} <> 0 THEN w{i} ELSE 0.0 END" for i in slots)
-    total = " + ".join(f"w{i}" for i in slots)
     return f"""
-        WITH terms AS (
-            SELECT unnest($terms) AS term, generate_subscripts($terms, 1) - 1 AS i
-        ), term_words AS (
-            SELECT hash(v.word) AS wid, bit_or(1::BIGINT << t.i) AS bits
-            FROM agent_memory_vocab v JOIN terms t ON starts_with(v.word, t.term)
-            WHERE t.i < $nterms
-            GROUP BY v.word
-        ), matched AS (
-            SELECT w.memory_id, bit_or(tw.bits) AS mask
-            FROM agent_memory_words w JOIN term_words tw ON w.wid = tw.wid
-            GROUP BY w.memory_id
-        ), live AS MATERIALIZED (
-            SELECT id, eff, rec, tag_match, coalesce(matched.mask, 0) AS mask
-            FROM (
+        WITH live AS MATERIALIZED (
+            SELECT id, eff, rec, tag_match FROM (
                 SELECT m.id, {effective_sql("m.")} AS eff, {recency_sql("m.")} AS rec,
                        {tag_sql} AS tag_match
                 FROM agent_memory m
                 WHERE m.profile_id = $profile AND m.status = 'active' AND {project_sql}
                   AND m.fade_day >= $now_day - {FADE_SLACK_DAYS}
-            ) c LEFT JOIN matched ON matched.memory_id = c.id
-            WHERE eff >= {DECAYED_BELOW}
+            ) WHERE eff >= {DECAYED_BELOW}
+        ), terms AS (
+            SELECT unnest($terms) AS term, generate_subscripts($terms, 1) AS i
+        ), pairs AS (
+            SELECT DISTINCT w.memory_id, tw.i
+            FROM agent_memory_words w JOIN (
+                SELECT hash(v.word) AS wid, t.i
+                FROM agent_memory_vocab v JOIN terms t ON starts_with(v.word, t.term)
+            ) tw ON w.wid = tw.wid
+            WHERE w.memory_id IN (SELECT id FROM live)
         ), weights AS (
-            SELECT {weights} FROM (SELECT count(*) AS n, {dfs} FROM live)
+            SELECT t.i, ln(1 + (n.n - coalesce(d.df, 0) + 0.5) / (coalesce(d.df, 0) + 0.5)) AS w
+            FROM terms t
+            CROSS JOIN (SELECT count(*) AS n FROM live) n
+            LEFT JOIN (SELECT i, count(*) AS df FROM pairs GROUP BY i) d ON d.i = t.i
+        ), relevance AS (
+            SELECT p.memory_id, sum(w.w) / (SELECT sum(w) FROM weights) AS relevance
+            FROM pairs p JOIN weights w ON w.i = p.i
+            GROUP BY p.memory_id
         ), best AS (
-            SELECT id, eff, rec, tag_match, relevance,
-                   {WEIGHTS["relevance"]} * relevance + {WEIGHTS["confidence"]} * eff / 1000.0
+            SELECT live.*, coalesce(r.relevance, 0.0) AS relevance,
+                   {WEIGHTS["relevance"]} * coalesce(r.relevance, 0.0)
+                   + {WEIGHTS["confidence"]} * eff / 1000.0
                    + {WEIGHTS["recency"]} * rec + {WEIGHTS["tag"]} * tag_match AS score
-            FROM (
-                SELECT live.*, CASE WHEN $nterms = 0 THEN 0.0
-                                    ELSE ({covered}) / ({total}) END AS relevance
-                FROM live, weights
-            )
+            FROM live LEFT JOIN relevance r ON r.memory_id = live.id
             ORDER BY score DESC, id
             LIMIT $k
         )
@@ -319,8 +306,7 @@ def ranked_params(
         "profile": profile_id,
         "now_day": day_number(now),
         "k": int(k),
-        "terms": list(terms[:TERM_SLOTS]) or ["\x00"],
-        "nterms": min(len(terms), TERM_SLOTS),
+        "terms": list(terms),
     }
     if project_id is not None:
         params["project"] = project_id

@@ -57,24 +57,6 @@ BASE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("profile_id", pa.string()),
-        ("project_id", pa.string()),
-        ("category", pa.string()),
-        ("content", pa.string()),
-        ("confidence", pa.int32()),
-        ("source_task_id", pa.string()),
-        ("tags", pa.string()),
-        ("last_accessed_at", pa.timestamp("us")),
-        ("access_count", pa.int32()),
-        ("decay_rate", pa.int32()),
-        ("status", pa.string()),
-        ("created_at", pa.timestamp("us")),
-        ("updated_at", pa.timestamp("us")),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -319,33 +301,29 @@ class _Plan:
     def write(self, con: duckdb.DuckDBPyConnection) -> None:
         rows = self.new_rows
         if rows:
-            tbl = pa.Table.from_arrays(
-                [
-                    pa.array([r.id for r in rows], pa.string()),
-                    pa.array([r.profile_id for r in rows], pa.string()),
-                    pa.array([r.project_id for r in rows], pa.string()),
-                    pa.array([r.category for r in rows], pa.string()),
-                    pa.array([r.content for r in rows], pa.string()),
-                    pa.array([r.confidence for r in rows], pa.int32()),
-                    pa.array([r.source_task_id for r in rows], pa.string()),
-                    pa.array([json.dumps(r.tags, ensure_ascii=False) for r in rows], pa.string()),
-                    pa.array([None] * len(rows), pa.timestamp("us")),
-                    pa.array([0] * len(rows), pa.int32()),
-                    pa.array([r.decay_rate for r in rows], pa.int32()),
-                    pa.array(["active"] * len(rows), pa.string()),
-                    pa.array([r.at for r in rows], pa.timestamp("us")),
-                    pa.array([r.at for r in rows], pa.timestamp("us")),
-                ],
-                schema=_INSERT_SCHEMA,
-            )
             derived = index.derived_sql()  # from the new row's own columns
             cols = ", ".join([*BASE_COLUMNS, *derived])
             values = ", ".join([*BASE_COLUMNS, *derived.values()])
-            con.register("_memory_rows", tbl)
-            try:
-                con.execute(f"INSERT INTO agent_memory ({cols}) SELECT {values} FROM _memory_rows")
-            finally:
-                con.unregister("_memory_rows")
+            unnested = ", ".join(f"unnest(${c}) AS {c}" for c in BASE_COLUMNS)
+            con.execute(
+                f"INSERT INTO agent_memory ({cols}) SELECT {values} FROM (SELECT {unnested})",
+                {
+                    "id": [r.id for r in rows],
+                    "profile_id": [r.profile_id for r in rows],
+                    "project_id": [r.project_id for r in rows],
+                    "category": [r.category for r in rows],
+                    "content": [r.content for r in rows],
+                    "confidence": [r.confidence for r in rows],
+                    "source_task_id": [r.source_task_id for r in rows],
+                    "tags": [json.dumps(r.tags, ensure_ascii=False) for r in rows],
+                    "last_accessed_at": [None] * len(rows),
+                    "access_count": [0] * len(rows),
+                    "decay_rate": [r.decay_rate for r in rows],
+                    "status": ["active"] * len(rows),
+                    "created_at": [r.at for r in rows],
+                    "updated_at": [r.at for r in rows],
+                },
+            )
             index.add_words(con, [(r.id, indexed_words(r.content)) for r in rows])
         for mid, fields in self.updates.items():
             sets = ", ".join(f"{k} = ?" for k in fields)
