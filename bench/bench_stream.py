@@ -88,6 +88,26 @@ def streaming_runtime(
     return StreamingRuntime
 
 
+def watch_commits(writer: Any, on_commit: Any) -> None:
+    """Call ``on_commit(highest committed log id)`` after each commit. A writer without
+    ``on_commit`` callbacks (the one before this benchmark) is watched through ``flush``: what
+    was queued when it began is committed when it returns."""
+    hooks = getattr(writer, "on_commit", None)
+    if hooks is not None:
+        hooks.append(on_commit)
+        return
+    flush = writer.flush
+
+    def watched(*args: Any, **kw: Any) -> Any:
+        top = writer.last_log_id  # a property there
+        try:
+            return flush(*args, **kw)
+        finally:
+            on_commit(top)
+
+    writer.flush = watched
+
+
 class LoopProbe:
     """Time the engine loop spends waiting in ``select`` (its idle time)."""
 
@@ -136,7 +156,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             lab.register_runtime(streaming_runtime(rate, turn_s, turn_s, [], "bench-warm"))
             lab.submit("warm up", profile="bench", runtime="bench-warm").wait(60)
             engine = lab.workspace.service.engine  # in-process: the probes need the loop
-            engine.call(lambda: engine.writer.on_commit.append(on_commit))
+            engine.call(lambda: watch_commits(engine.writer, on_commit))
             unsubscribe = lab.subscribe(on_event)
             probe = engine.call(lambda: LoopProbe(engine.loop))
             t0 = time.perf_counter()
