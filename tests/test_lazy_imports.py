@@ -17,7 +17,10 @@ def _loaded_after(lines: list[str]) -> list[str]:
         [
             "import sys",
             "from IPython.core.interactiveshell import InteractiveShell",
-            "sh = InteractiveShell.instance()",
+            "from traitlets.config import Config",
+            "config = Config()",
+            "config.HistoryManager.enabled = False",  # no history database in the user's dir
+            "sh = InteractiveShell.instance(config=config)",
             *lines,
             f"print('LOADED:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))",
         ]
