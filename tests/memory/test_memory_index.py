@@ -144,7 +144,7 @@ def test_migration_indexes_memories_stored_before_it(tmp_path):
     )
     c.close()
     c = duckdb.connect(path)
-    assert apply_migrations(c)[-1] == "memory.m002_ranking_index"
+    assert "memory.m002_ranking_index" in apply_migrations(c)
     mem = MemoryStore(c, clock=lambda: T0 + timedelta(days=1))
     df = mem.retrieve("p", "deploy ticket")
     assert df["id"].tolist() == ["old1"]
