@@ -1,14 +1,19 @@
 """Memory as a feature of the workspace service: what a run is told, what its tool may do,
 what it leaves, and the operator's requests (``lab.memory``).
 
-Engine hooks (all on the engine loop, none blocking it on SQL):
+Engine hooks (all on the engine loop, none of them running memory SQL on it):
 
-* instructions — retrieves the profile's best memories for the task on a reader cursor in a
-  worker thread and appends a "## What you remember" section within a character budget; the
-  access-count update goes into the writer's batch; logs ``memory_recalled``.
-* tool services — gives the ``Memory`` tool a service bound to the task's profile.
-* finish — queues one short ``outcome`` memory behind the task's final status, in the same
-  batch, so it can never commit before the status it describes.
+* instructions — ranks the profile's memories for the task on a reader cursor in a worker
+  thread and builds the "## What you remember" section there, within a character budget; the
+  access-count update is queued; logs ``memory_recalled``.
+* tool services — gives the ``Memory`` tool a service bound to the task's profile: recall
+  reads in a worker thread, remember is queued and answered when its batch is written.
+* finish — queues one short ``outcome`` memory behind the task's final status, so it lands in
+  the same batch and can never commit before the status it describes.
+
+Queued memory writes (remembers, outcomes, accesses) of one writer batch are applied together
+by one deferred operation (``MemoryWrites``): a few statements per batch whatever the number
+of tasks, instead of several per task.
 
 Settings: ``memory.enabled`` (true), ``memory.top_k`` (8), ``memory.max_chars`` (2000),
 ``memory.outcomes`` (true).
@@ -29,6 +34,7 @@ from stagent_lab.errors import StagentError
 from stagent_lab.memory.tool import MemoryTool
 from stagent_lab.store import memory as memory_repo
 from stagent_lab.store.memory import MemoryStore, Remembered
+from stagent_lab.store.memory_writes import NewMemory
 
 if TYPE_CHECKING:
     from stagent_lab.engine.task import TaskState
@@ -41,6 +47,7 @@ SECTION_INTRO = (
 )
 MAX_LINE_CHARS = 400
 SWEEP_EVERY = timedelta(hours=1)
+REMEMBER_TIMEOUT_S = 60.0  # a queued remember is answered by the next batch (~100 ms)
 NO_MEMORY_SOURCES = frozenset({"profile_test"})
 
 
@@ -65,22 +72,34 @@ def format_line(category: str, confidence: float, content: str) -> str:
     return f"- [{category} {round(confidence)}] {text}"
 
 
-def build_section(memories: pd.DataFrame, max_chars: int) -> tuple[str | None, list[str]]:
+def build_section(memories: Any, max_chars: int) -> tuple[str | None, list[str]]:
     """The instruction section from scored memories, best first, within ``max_chars``.
 
+    ``memories`` is a DataFrame from ``retrieve`` or the tuples of ``MemoryStore.top_lines``.
     A memory that does not fit is skipped and smaller ones after it may still fit. Returns the
     text (None when nothing fits) and the ids used.
     """
+    if isinstance(memories, pd.DataFrame):
+        memories = list(
+            zip(
+                memories["id"],
+                memories["category"],
+                memories["effective_confidence"],
+                memories["content"],
+                strict=True,
+            )
+        )
     head = f"{SECTION_TITLE}\n{SECTION_INTRO}"
     used: list[str] = []
     lines: list[str] = []
     size = len(head)
-    for row in memories.itertuples():
-        line = format_line(row.category, row.effective_confidence, row.content)
+    for row in memories:
+        mid, category, confidence, content = row[:4]
+        line = format_line(category, confidence, content)
         if size + 1 + len(line) > max_chars:
             continue
         lines.append(line)
-        used.append(row.id)
+        used.append(mid)
         size += 1 + len(line)
     if not lines:
         return None, []
@@ -94,7 +113,7 @@ class TaskMemory:
         self._feature = feature
         self._st = st
 
-    def remember(
+    async def remember(
         self,
         content: Any,
         *,
@@ -102,17 +121,17 @@ class TaskMemory:
         tags: Iterable[str] | None = None,
         confidence: int | None = None,
     ) -> Remembered:
+        """Queue the memory and wait for its batch (the loop is not held meanwhile)."""
         st, feature = self._st, self._feature
-        out = feature.write(
-            lambda store: store.add(
-                st.profile_id,
-                content,
-                category=category,
-                tags=tags,
-                confidence=confidence,
-                source_task_id=st.id,
-            )
+        item = feature.store(None).prepare(
+            st.profile_id,
+            content,
+            category=category,
+            tags=tags,
+            confidence=confidence,
+            source_task_id=st.id,
         )
+        out = await asyncio.wait_for(feature.writes.remember(item), REMEMBER_TIMEOUT_S)
         feature.service.log_task(
             st,
             "memory_written",
@@ -125,16 +144,88 @@ class TaskMemory:
         )
         return out
 
-    def recall(self, query: str, *, tags: Iterable[str] = (), k: int | None = None) -> pd.DataFrame:
+    async def recall(
+        self, query: str, *, tags: Iterable[str] = (), k: int | None = None
+    ) -> pd.DataFrame:
+        """The best memories for ``query``, read in a worker thread; their use is queued."""
         feature, st = self._feature, self._st
         limit = k if k is not None else feature.setting("memory.top_k")
         now = feature.now()
-        df = feature.store(feature.service.reader()).retrieve(
-            st.profile_id, query, project_id=st.project_id, tags=tags, k=limit, now=now
-        )
-        ids = df["id"].tolist()
-        feature.defer(lambda store: store.touch(ids, now), "memory access", st.id)
+        tag_list = list(tags)
+
+        def read() -> pd.DataFrame:  # a reader cursor that sees this task's own writes
+            feature.service.fresh()
+            return feature.store(feature.service.reader()).retrieve(
+                st.profile_id, query, project_id=st.project_id, tags=tag_list, k=limit, now=now
+            )
+
+        df = await asyncio.to_thread(read)
+        feature.writes.touch(df["id"].tolist(), now)
         return df
+
+
+class MemoryWrites:
+    """Memory writes queued on the engine loop and applied together, once per writer batch.
+
+    The first write after a batch queues one deferred operation; later ones join it until it
+    runs. A remember's future is answered from inside that batch; a batch retried after a
+    failed commit writes the same rows (ids are chosen when queued).
+    """
+
+    def __init__(self, feature: MemoryFeature) -> None:
+        self._feature = feature
+        self._batch: _WriteBatch | None = None
+
+    def _current(self) -> _WriteBatch:
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _WriteBatch()
+            service = self._feature.service
+            service.writer_defer(lambda con: self._apply(batch, con), "memory writes", None)
+        return batch
+
+    def remember(self, item: NewMemory) -> asyncio.Future[Remembered]:
+        fut: asyncio.Future[Remembered] = asyncio.get_running_loop().create_future()
+        self._current().items.append((item, fut))
+        return fut
+
+    def add(self, item: NewMemory) -> None:
+        self._current().items.append((item, None))
+
+    def touch(self, ids: Iterable[str], now: datetime) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        accesses = self._current().accesses
+        for mid in ids:
+            at, n = accesses.get(mid, (now, 0))
+            accesses[mid] = (max(at, now), n + 1)
+
+    def _apply(self, batch: _WriteBatch, con: Any) -> None:
+        if self._batch is batch:
+            self._batch = None  # what is queued from now on goes into the next batch
+        store = self._feature.store(con)
+        try:
+            results = store.write_many([item for item, _ in batch.items])
+            store.touch_many(batch.accesses)
+        except BaseException as exc:
+            for _, fut in batch.items:
+                if fut is not None and not fut.done():
+                    fut.set_exception(
+                        StagentError(f"the memory could not be written: {type(exc).__name__}")
+                    )
+            raise
+        for (_, fut), out in zip(batch.items, results, strict=True):
+            if fut is not None and not fut.done():
+                fut.set_result(out)
+
+
+class _WriteBatch:
+    __slots__ = ("accesses", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[NewMemory, asyncio.Future[Remembered] | None]] = []
+        self.accesses: dict[str, tuple[datetime, int]] = {}
 
 
 class MemoryFeature:
@@ -149,6 +240,7 @@ class MemoryFeature:
 
     def __init__(self) -> None:
         self.service: WorkspaceService
+        self.writes = MemoryWrites(self)
         self._last_sweep: datetime | None = None
         # What "now" is for decay; replaced by tests through lab.memory.clock (in-process).
         self.clock: Callable[[], datetime] | None = None
@@ -162,6 +254,7 @@ class MemoryFeature:
         return self.service.settings.value(key)
 
     def store(self, con: Any) -> MemoryStore:
+        """A MemoryStore on ``con`` (None: only for ``prepare``, which runs no SQL)."""
         return MemoryStore(con, clock=self.now, redact=self.service.redact)
 
     def write(self, fn: Callable[[MemoryStore], Any]) -> Any:
@@ -233,24 +326,25 @@ class MemoryFeature:
         self.maybe_sweep(now)
         query = run_query(st.title, st.prompt)
 
-        def retrieve() -> pd.DataFrame:  # a reader cursor, off the engine loop
-            return self.store(self.service.store.reader()).retrieve(
+        def rank() -> tuple[list[tuple[str, str, float, str, float]], str | None, list[str]]:
+            # A reader cursor in a worker thread: ranking and the section stay off the loop.
+            found = self.store(self.service.store.reader()).top_lines(
                 st.profile_id, query, project_id=st.project_id, k=top_k, now=now
             )
+            return found, *build_section(found, max_chars)
 
-        df = await asyncio.to_thread(retrieve)
-        text, used = build_section(df, max_chars)
+        found, text, used = await asyncio.to_thread(rank)
         if text is None:
             return None
-        self.defer(lambda store: store.touch(used, now), "memory access", st.id)
-        scores = dict(zip(df["id"], df["score"], strict=True))
+        self.writes.touch(used, now)
+        scores = {row[0]: row[4] for row in found}
         self.service.log_task(
             st,
             "memory_recalled",
             memory_ids=used,
             count=len(used),
             chars=len(text),
-            scores=[round(float(scores[i]), 4) for i in used],
+            scores=[round(scores[i], 4) for i in used],
         )
         return text
 
@@ -264,14 +358,15 @@ class MemoryFeature:
         summary = summarize(detail or "")
         title = " ".join(st.title.split())[:120]
         content = f'Task "{title}" {status}' + (f": {summary}" if summary else ".")
-        now = self.now()
-        self.defer(
-            lambda store: store.record_outcome(
-                st.profile_id, st.id, content, status=status, project_id=st.project_id, now=now
-            ),
-            "outcome memory",
-            st.id,
-        )
+        try:
+            item = self.store(None).prepare_outcome(
+                st.profile_id, st.id, content, status=status, project_id=st.project_id
+            )
+        except ValueError:  # nothing storable (no words): no outcome memory
+            return
+        # Only a resumed task can have an outcome memory already (from an earlier run).
+        item.replace_outcome = st.resume_count > 0
+        self.writes.add(item)
 
     # ---- requests ----------------------------------------------------------------------
 

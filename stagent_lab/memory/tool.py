@@ -1,9 +1,11 @@
 """The ``Memory`` tool: how an agent remembers and recalls, under the permission cascade.
 
 The tool never touches the database itself. The engine hands it a per-task memory service
-(``ctx.services["memory"]``, see wiring.py) bound to the task's profile, so an agent can only
-ever read and write its own profile's memories. Rules match the main field ``content``
-(``Memory(content:*acme*)``) or others (``Memory(action:recall)``).
+(``ctx.services["memory"]``, see feature.py) bound to the task's profile, so an agent can only
+ever read and write its own profile's memories. Both actions are awaited: recall reads in a
+worker thread and remember is answered by the writer's next batch, so neither holds the loop.
+Rules match the main field ``content`` (``Memory(content:*acme*)``) or others
+(``Memory(action:recall)``).
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ class MemoryTool(Tool):
         action = tool_input.get("action", "remember")
         try:
             if action == "remember":
-                return self._remember(service, tool_input)
+                return await self._remember(service, tool_input)
             if action == "recall":
-                return self._recall(service, tool_input)
+                return await self._recall(service, tool_input)
         except ValueError as exc:
             return ToolResult(f"Memory: {exc}", is_error=True)
         return ToolResult(
@@ -58,8 +60,8 @@ class MemoryTool(Tool):
         )
 
     @staticmethod
-    def _remember(service: Any, tool_input: dict[str, Any]) -> ToolResult:
-        out = service.remember(
+    async def _remember(service: Any, tool_input: dict[str, Any]) -> ToolResult:
+        out = await service.remember(
             tool_input.get("content"),
             category=tool_input.get("category") or "fact",
             tags=tool_input.get("tags"),
@@ -75,9 +77,9 @@ class MemoryTool(Tool):
         return ToolResult(text, meta=meta)
 
     @staticmethod
-    def _recall(service: Any, tool_input: dict[str, Any]) -> ToolResult:
+    async def _recall(service: Any, tool_input: dict[str, Any]) -> ToolResult:
         query = tool_input.get("query") or tool_input.get("content") or ""
-        df = service.recall(query, tags=tool_input.get("tags") or ())
+        df = await service.recall(query, tags=tool_input.get("tags") or ())
         if df.empty:
             return ToolResult("No memories match.", meta={"memory_ids": []})
         lines = [

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from stagent_lab.errors import StagentError
 from stagent_lab.notebook import get_lab, use_home
-from stagent_lab.notebook.handle import NotebookTaskHandle
-from stagent_lab.notebook.live import hub_for
 from stagent_lab.notebook.options import (
     COMMAND_USAGE,
     COMMANDS,
@@ -29,6 +26,11 @@ from stagent_lab.notebook.options import (
     parse_command,
     parse_launch,
 )
+
+# `%load_ext stagent_lab` imports only this module: the client (pydantic models), DuckDB,
+# pandas and the widgets load when the first magic runs (see _lazy below).
+if TYPE_CHECKING:
+    from stagent_lab.notebook.handle import NotebookTaskHandle
 
 _TASK_COLUMNS = [
     "id",
@@ -42,7 +44,19 @@ _TASK_COLUMNS = [
     "finished_at",
     "failure_reason",
 ]
-_EXPECTED = (StagentError, ValueError, KeyError, TimeoutError, duckdb.Error)
+_EXPECTED_BASE = (StagentError, ValueError, KeyError, TimeoutError)
+
+
+def _expected() -> tuple[type[BaseException], ...]:
+    """The errors shown as one line; DuckDB's only once DuckDB is loaded (else none occur)."""
+    duckdb = sys.modules.get("duckdb")
+    return (*_EXPECTED_BASE, duckdb.Error) if duckdb is not None else _EXPECTED_BASE
+
+
+def _lazy(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
+
+
 MEMORY_USAGE = (
     "       %stagent memory [PROFILE] opens the memory browser; "
     "%stagent memory --table [PROFILE] lists active memories as a DataFrame"
@@ -82,7 +96,7 @@ class StagentMagics(Magics):
                 return None
             try:
                 return self.run_command(command)
-            except _EXPECTED as exc:
+            except _expected() as exc:
                 _say(_error_text(exc))
                 return None
         try:
@@ -110,7 +124,9 @@ class StagentMagics(Magics):
             script = ns[options.script]
         try:
             lab = get_lab()
-            hub = hub_for(lab)  # listening before the task exists: its card needs no store read
+            hub = _lazy("stagent_lab.notebook.live", "hub_for")(
+                lab
+            )  # listening before the task exists: its card needs no store read
             plain = lab.submit(
                 prompt,
                 profile=options.profile,
@@ -122,11 +138,13 @@ class StagentMagics(Magics):
                 model=options.model,
                 title=options.title,
             )
-        except _EXPECTED as exc:
+        except _expected() as exc:
             _say(_error_text(exc))
             return None
         hub.launched(plain.id)
-        handle = NotebookTaskHandle(lab, plain.id, plain._view)
+        handle = _lazy("stagent_lab.notebook.handle", "NotebookTaskHandle")(
+            lab, plain.id, plain._view
+        )
         if options.name:
             ns[options.name] = handle
         if options.wait:
@@ -181,7 +199,9 @@ class StagentMagics(Magics):
             task = lab.task(args[0])
         except KeyError as exc:
             raise KeyError(f"{_error_text(exc)} (see %stagent tasks)") from None
-        handle = NotebookTaskHandle(lab, task.id, task._view)
+        handle = _lazy("stagent_lab.notebook.handle", "NotebookTaskHandle")(
+            lab, task.id, task._view
+        )
         if name == "cancel":
             handle.cancel()
             print(f"stagent: cancelling task {handle.id}")

@@ -5,23 +5,21 @@ A ``MemoryStore`` wraps one connection or cursor: the engine's writer connection
 reads. Time is injectable: every method takes ``now=`` and the store has a ``clock``, so decay
 can be tested over simulated days without sleeping.
 
-Retrieval pushes everything into one query: the profile/status/project filter, decayed
-confidence, the term matches (a substring test per term, confirmed as a word start by a regular
-expression only where the substring occurs), idf weights from the candidates' document
-frequencies, and the top-k; the text of the k winners is read last. Nothing loops over rows in
-Python.
+Retrieval ranks in one query over the ranking index (``memory_index.py``): precomputed decay
+terms decide which memories are live and how strong, the word index says which query terms
+each contains and how common they are (idf), and the text of the k winners is read last.
+Nothing loops over rows in Python. Writes go through ``memory_writes.py``, which applies many
+of them in a few statements and keeps the index current.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -29,37 +27,29 @@ import pandas as pd
 
 from stagent_lab._text import repair_text
 from stagent_lab.errors import StagentError
+from stagent_lab.store import memory_index as index
 from stagent_lab.store.memory_scoring import (
     ARCHIVED_BELOW,
     CATEGORIES,
     DECAYED_BELOW,
     DEFAULT_CONFIDENCE,
     DEFAULT_DECAY,
-    NEAR_DUPLICATE,
-    RECENCY_DAYS,
-    WEIGHTS,
-    WORD_CHARS_RE2,
-    jaccard,
+    indexed_words,
     normalize_tags,
-    prefilter_words,
     query_terms,
     words,
 )
+from stagent_lab.store.memory_writes import (
+    EFFECTIVE_SQL,
+    REINFORCE,
+    NewMemory,
+    Remembered,
+    touch_many,
+    write_many,
+)
 from stagent_lab.store.migrations import MigrationSet, register_set
-from stagent_lab.store.rows import first_row
 
 MAX_CONTENT_CHARS = 2000
-REINFORCE = 100  # confidence added when a near-identical memory is remembered again
-WORD_START = f"(?:^|[^{WORD_CHARS_RE2}])"  # RE2: the match begins a word (see scoring.py)
-WORD_END = f"(?:$|[^{WORD_CHARS_RE2}])"  # ... and ends one
-
-_DAYS = "greatest(date_diff('millisecond', {col}, $now), 0) / 86400000.0"
-EFFECTIVE_SQL = (
-    "(confidence * pow(1 - least(greatest(decay_rate, 0), 1000) / 1000.0, "
-    + _DAYS.format(col="coalesce(last_accessed_at, updated_at)")
-    + "))"
-)
-RECENCY_SQL = f"exp(-{_DAYS.format(col='updated_at')} / {RECENCY_DAYS})"
 
 COLUMNS = (
     "id, profile_id, project_id, category, content, confidence, source_task_id, tags, "
@@ -69,16 +59,6 @@ COLUMNS = (
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class Remembered:
-    """What a write did: ``added`` a row, ``reinforced`` a near-identical one, or ``refused``."""
-
-    id: str | None
-    action: Literal["added", "reinforced", "refused"]
-    confidence: int | None = None
-    reason: str | None = None
 
 
 MIGRATIONS = register_set(MigrationSet("memory"))
@@ -109,6 +89,12 @@ def m001_agent_memory(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE INDEX IF NOT EXISTS agent_memory_profile ON agent_memory (profile_id, status)"
     )
+
+
+@MIGRATIONS
+def m002_ranking_index(con: duckdb.DuckDBPyConnection) -> None:
+    # Precomputed decay terms and the word index, filled from the rows already stored.
+    index.create_index(con)
 
 
 class MemoryStore:
@@ -148,50 +134,87 @@ class MemoryStore:
         ``allow_rejected`` (the operator's own ``lab.memory.add``), which adds a new row and
         leaves the rejected one rejected.
         """
-        now = self.now(now)
+        item = self.prepare(
+            profile_id,
+            content,
+            category=category,
+            tags=tags,
+            confidence=confidence,
+            decay_rate=decay_rate,
+            project_id=project_id,
+            source_task_id=source_task_id,
+            allow_rejected=allow_rejected,
+            now=now,
+        )
+        return write_many(self.con, [item])[0]
+
+    def prepare(
+        self,
+        profile_id: str,
+        content: Any,
+        *,
+        category: str = "fact",
+        tags: Iterable[str] | str | None = None,
+        confidence: int | None = None,
+        decay_rate: int | None = None,
+        project_id: str | None = None,
+        source_task_id: str | None = None,
+        allow_rejected: bool = False,
+        now: datetime | None = None,
+    ) -> NewMemory:
+        """Check and clean a memory to write later with ``write_many`` (no SQL; raises
+        ValueError naming the problem)."""
         text = self._clean_content(content)
         _check_category(category)
-        tag_list = normalize_tags(tags)
         conf = DEFAULT_CONFIDENCE if confidence is None else _check_int(confidence, "confidence")
         rate = (
             DEFAULT_DECAY[category] if decay_rate is None else _check_int(decay_rate, "decay_rate")
         )
-        dup_live, dup_rejected = self._near_duplicates(profile_id, project_id, text, now)
-        if dup_live is not None:
-            new_conf = min(1000, max(round(float(dup_live["eff"])), conf) + REINFORCE)
-            merged = normalize_tags([*_tags(dup_live["tags"]), *tag_list])
-            self.con.execute(
-                "UPDATE agent_memory SET confidence = ?, status = 'active', tags = ?, "
-                "last_accessed_at = ?, updated_at = ? WHERE id = ?",
-                [new_conf, json.dumps(merged, ensure_ascii=False), now, now, dup_live["id"]],
-            )
-            return Remembered(dup_live["id"], "reinforced", new_conf)
-        if dup_rejected is not None and not allow_rejected:
-            return Remembered(
-                dup_rejected["id"],
-                "refused",
-                None,
-                f"the operator rejected a memory like this one ({dup_rejected['id']})",
-            )
-        mid = uuid.uuid4().hex[:12]
-        self.con.execute(
-            f"INSERT INTO agent_memory ({COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?, 'active', ?, ?)",
-            [
-                mid,
-                profile_id,
-                project_id,
-                category,
-                text,
-                conf,
-                source_task_id,
-                json.dumps(tag_list, ensure_ascii=False),
-                rate,
-                now,
-                now,
-            ],
+        return NewMemory(
+            id=uuid.uuid4().hex[:12],
+            profile_id=profile_id,
+            content=text,
+            category=category,
+            tags=normalize_tags(tags),
+            confidence=conf,
+            decay_rate=rate,
+            at=self.now(now),
+            project_id=project_id,
+            source_task_id=source_task_id,
+            allow_rejected=allow_rejected,
         )
-        return Remembered(mid, "added", conf)
+
+    def prepare_outcome(
+        self,
+        profile_id: str,
+        task_id: str,
+        content: str,
+        *,
+        status: str,
+        project_id: str | None,
+        now: datetime | None = None,
+    ) -> NewMemory:
+        """The outcome memory of a task, to write with ``write_many`` (one per task)."""
+        item = self.prepare(
+            profile_id,
+            content,
+            category="outcome",
+            tags=["outcome", status],
+            confidence=600 if status == "completed" else 500,
+            project_id=project_id,
+            source_task_id=task_id,
+            now=now,
+        )
+        item.outcome_status = status
+        return item
+
+    def write_many(self, items: list[NewMemory]) -> list[Remembered]:
+        """Write prepared memories in order, each checked against the ones before it."""
+        return write_many(self.con, items)
+
+    def touch_many(self, accesses: dict[str, tuple[datetime, int]]) -> None:
+        """Record uses: ``{id: (when, times)}`` (see ``touch``), in one statement."""
+        touch_many(self.con, accesses)
 
     def record_outcome(
         self,
@@ -204,36 +227,10 @@ class MemoryStore:
         now: datetime | None = None,
     ) -> Remembered:
         """One outcome memory per task: a resumed task's later outcome replaces the earlier."""
-        now = self.now(now)
-        text = self._clean_content(content)
-        confidence = 600 if status == "completed" else 500
-        row = first_row(
-            self.con.execute(
-                "SELECT id, status FROM agent_memory WHERE source_task_id = ? "
-                "AND category = 'outcome' ORDER BY created_at LIMIT 1",
-                [task_id],
-            )
+        item = self.prepare_outcome(
+            profile_id, task_id, content, status=status, project_id=project_id, now=now
         )
-        tags = json.dumps(["outcome", status])
-        if row is not None:
-            if row[1] == "rejected":
-                return Remembered(row[0], "refused", None, "the operator rejected this outcome")
-            self.con.execute(
-                "UPDATE agent_memory SET content = ?, confidence = ?, tags = ?, status = 'active', "
-                "last_accessed_at = NULL, updated_at = ? WHERE id = ?",
-                [text, confidence, tags, now, row[0]],
-            )
-            return Remembered(row[0], "reinforced", confidence)
-        return self.add(
-            profile_id,
-            text,
-            category="outcome",
-            tags=["outcome", status],
-            confidence=confidence,
-            project_id=project_id,
-            source_task_id=task_id,
-            now=now,
-        )
+        return write_many(self.con, [item])[0]
 
     def edit(
         self,
@@ -287,6 +284,10 @@ class MemoryStore:
         self.con.execute(
             f"UPDATE agent_memory SET {cols} WHERE id = ?", [*fields.values(), memory_id]
         )
+        if "content" in fields:
+            index.drop_words(self.con, [memory_id])
+            index.add_words(self.con, [(memory_id, indexed_words(fields["content"]))])
+        index.refresh_derived(self.con, [memory_id])
         return self.get(memory_id, now=now)
 
     def reject(self, memory_id: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -297,6 +298,7 @@ class MemoryStore:
             "UPDATE agent_memory SET status = 'rejected', updated_at = ? WHERE id = ?",
             [now, memory_id],
         )
+        index.refresh_derived(self.con, [memory_id])
         return self.get(memory_id, now=now)
 
     def delete(self, memory_id: str) -> None:
@@ -305,6 +307,7 @@ class MemoryStore:
         ).fetchall()
         if not gone:
             raise KeyError(f"no memory with id {memory_id!r}")
+        index.drop_words(self.con, [memory_id])
 
     def apply_decay(self, now: datetime | None = None) -> dict[str, int]:
         """Move memories whose decayed confidence fell below a threshold: active → decayed
@@ -324,15 +327,9 @@ class MemoryStore:
 
     def touch(self, ids: Sequence[str], now: datetime | None = None) -> None:
         """Record that memories were used: fold decay into confidence, restart its clock."""
-        if not ids:
-            return
-        now = self.now(now)
-        self.con.execute(
-            f"UPDATE agent_memory SET confidence = CAST(round({EFFECTIVE_SQL}) AS INTEGER), "
-            "last_accessed_at = $now, access_count = access_count + 1 "
-            "WHERE list_contains($ids, id)",
-            {"now": now, "ids": list(ids)},
-        )
+        if ids:
+            at = self.now(now)
+            touch_many(self.con, {mid: (at, 1) for mid in dict.fromkeys(ids)})
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -355,68 +352,40 @@ class MemoryStore:
         now = self.now(now)
         terms = query_terms(query)
         wanted = sorted(set(terms) | set(normalize_tags(list(tags))))
-        params: dict[str, Any] = {"now": now, "profile": profile_id, "k": int(k)}
-        project_sql = "project_id IS NULL"
-        if project_id is not None:
-            project_sql = "(project_id IS NULL OR project_id = $project)"
-            params["project"] = project_id
-        hit_cols, df_cols, weights, totals = [], [], [], []
-        for i, term in enumerate(terms):
-            # A cheap substring test first; the word-start regex only where it can match.
-            params[f"s{i}"] = term
-            params[f"t{i}"] = WORD_START + re.escape(term)
-            hit_cols.append(
-                f"CASE WHEN contains(lc, $s{i}) THEN regexp_matches(lc, $t{i}) "
-                f"ELSE false END AS h{i}"
-            )
-            df_cols.append(f"count_if(h{i}) AS d{i}")
-            w = f"ln(1 + (n - d{i} + 0.5) / (d{i} + 0.5))"
-            weights.append(f"h{i}::DOUBLE * {w}")
-            totals.append(w)
+        tagpat = None
         if wanted:
-            params["tagpat"] = '"(?:' + "|".join(re.escape(t) for t in wanted) + ')"'
-            tag_sql = (
-                "CASE WHEN length(tags) > 2 AND regexp_matches(tags, $tagpat) THEN 1.0 ELSE 0.0 END"
-            )
-        else:
-            tag_sql = "0.0"
-        relevance = f"(({' + '.join(weights)}) / ({' + '.join(totals)}))" if terms else "0.0"
-        hits = "".join(f", {c}" for c in hit_cols)
-        stats = "".join(f", {c}" for c in df_cols)
+            tagpat = '"(?:' + "|".join(re.escape(t) for t in wanted) + ')"'
         full = ", ".join(f"m.{c.strip()}" for c in COLUMNS.split(","))
-        # Scores are computed on ids and numbers only; the text of the k winners is joined
-        # back at the end, so no string column is carried through the pipeline.
-        sql = f"""
-            WITH h AS MATERIALIZED (
-                SELECT id, effective_confidence, recency, tag_match{hits}
-                FROM (
-                    SELECT id, lower(content) AS lc, {tag_sql} AS tag_match,
-                           {EFFECTIVE_SQL} AS effective_confidence, {RECENCY_SQL} AS recency
-                    FROM agent_memory
-                    WHERE profile_id = $profile AND status = 'active' AND {project_sql}
-                )
-                WHERE effective_confidence >= {DECAYED_BELOW}
-            ), st AS (SELECT count(*) AS n{stats} FROM h),
-            r AS (
-                SELECT id, effective_confidence, recency, tag_match, {relevance} AS relevance
-                FROM h, st
-            ), best AS (
-                SELECT *, {WEIGHTS["relevance"]} * relevance
-                          + {WEIGHTS["confidence"]} * effective_confidence / 1000.0
-                          + {WEIGHTS["recency"]} * recency
-                          + {WEIGHTS["tag"]} * tag_match AS score
-                FROM r
-                ORDER BY score DESC, id
-                LIMIT $k
-            )
-            SELECT {full}, best.effective_confidence, best.recency, best.tag_match,
-                   best.relevance, best.score
-            FROM best JOIN agent_memory m ON m.id = best.id
-            ORDER BY best.score DESC, best.id
-            """
+        sql = index.ranked_sql(project=project_id is not None, tags=bool(wanted), columns=full)
+        params = index.ranked_params(
+            profile_id, terms, now, k, project_id=project_id, tagpat=tagpat
+        )
         df = self.con.execute(sql, params).df()
         df["tags"] = df["tags"].map(_tags)
         return df.reset_index(drop=True)
+
+    def top_lines(
+        self,
+        profile_id: str,
+        query: str,
+        *,
+        project_id: str | None = None,
+        k: int = 8,
+        now: datetime | None = None,
+    ) -> list[tuple[str, str, float, str, float]]:
+        """What a run's instructions need of the best ``k`` memories, as plain tuples
+        ``(id, category, effective_confidence, content, score)``, best first (no DataFrame)."""
+        now = self.now(now)
+        terms = query_terms(query)
+        tagpat = '"(?:' + "|".join(re.escape(t) for t in terms) + ')"' if terms else None
+        sql = index.ranked_sql(
+            project=project_id is not None, tags=bool(terms), columns="m.id, m.category, m.content"
+        )
+        params = index.ranked_params(
+            profile_id, terms, now, k, project_id=project_id, tagpat=tagpat
+        )
+        rows = self.con.execute(sql, params).fetchall()
+        return [(r[0], r[1], float(r[3]), r[2], float(r[7])) for r in rows]
 
     def get(self, memory_id: str, *, now: datetime | None = None) -> dict[str, Any]:
         now = self.now(now)
@@ -475,61 +444,6 @@ class MemoryStore:
         if not words(text):
             raise ValueError("memory content has no words")
         return self._redact(repair_text(text))
-
-    def _near_duplicates(
-        self, profile_id: str, project_id: str | None, text: str, now: datetime
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """Best live and best rejected near-duplicate in the same profile and project scope.
-
-        SQL narrows the candidates with whole-word matches (any of the pigeonhole probe words
-        and, for short texts, at least as many of the text's words as a near-duplicate must
-        share); Python computes the exact Jaccard similarity on what is left.
-        """
-        mine = words(text)
-        distinct = sorted(set(mine))
-        probe = prefilter_words(mine)
-        params: dict[str, Any] = {
-            "now": now,
-            "profile": profile_id,
-            "project": project_id,
-            "probe": WORD_START + "(?:" + "|".join(re.escape(w) for w in probe) + ")" + WORD_END,
-        }
-        # CASE fixes the order: the cheap tests first, the per-word count only for survivors.
-        test = "regexp_matches(lc, $probe)"
-        if len(probe) <= 4:
-            for i, w in enumerate(probe):
-                params[f"p{i}"] = w
-            gate = " OR ".join(f"contains(lc, $p{i})" for i in range(len(probe)))
-            test = f"CASE WHEN {gate} THEN {test} ELSE false END"
-        if len(distinct) <= 16:
-            need = math.ceil(NEAR_DUPLICATE * len(distinct) - 1e-9)
-            parts = []
-            for i, w in enumerate(distinct):
-                params[f"w{i}"] = WORD_START + re.escape(w) + WORD_END
-                parts.append(f"regexp_matches(lc, $w{i})::INT")
-            test = f"CASE WHEN {test} THEN ({' + '.join(parts)}) >= {need} ELSE false END"
-        rows = self.con.execute(
-            "SELECT id, content, status, tags, "
-            f"{EFFECTIVE_SQL} AS eff FROM ("
-            "  SELECT *, lower(content) AS lc FROM agent_memory"
-            "  WHERE profile_id = $profile AND project_id IS NOT DISTINCT FROM $project"
-            f") WHERE {test}",
-            params,
-        ).fetchall()
-        live: tuple[float, dict[str, Any]] | None = None
-        rejected: tuple[float, dict[str, Any]] | None = None
-        rank = {"active": 0, "decayed": 1, "archived": 2}
-        for mid, content, status, tags, eff in rows:
-            sim = jaccard(mine, words(content))
-            if sim < NEAR_DUPLICATE:
-                continue
-            row = {"id": mid, "status": status, "tags": tags, "eff": eff}
-            if status == "rejected":
-                if rejected is None or sim > rejected[0]:
-                    rejected = (sim, row)
-            elif live is None or (rank[status], -sim) < (rank[live[1]["status"]], -live[0]):
-                live = (sim, row)
-        return (live[1] if live else None), (rejected[1] if rejected else None)
 
 
 _BROWSER_SQL = f"""
@@ -636,4 +550,4 @@ def _check_int(value: Any, name: str) -> int:
     return value
 
 
-__all__ = ["EFFECTIVE_SQL", "MAX_CONTENT_CHARS", "MemoryStore", "Remembered"]
+__all__ = ["EFFECTIVE_SQL", "MAX_CONTENT_CHARS", "REINFORCE", "MemoryStore", "Remembered"]

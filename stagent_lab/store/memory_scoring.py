@@ -10,7 +10,9 @@ A memory's score for a task is a weighted sum of four parts, each in [0, 1]::
   neither refreshes nor double-counts its decay.
 * ``relevance`` — IDF-weighted coverage of the task's query terms: the sum of the BM25 idf of
   every query term the memory contains, divided by the sum over all query terms. A term is
-  contained when some word of the memory *starts with* it ("refund" finds "refunds").
+  contained when some indexed word of the memory *starts with* it ("refund" finds "refunds");
+  indexed words are the memory's words without stop words and single letters (no query term
+  is either), exactly what the word index in ``memory_index.py`` holds.
 * ``recency`` — ``exp(-days_since(updated_at) / 30)``: knowledge written or confirmed lately.
 * ``tag_match`` — 1 when one of the memory's tags equals a query term or a requested tag.
 
@@ -73,6 +75,11 @@ def query_terms(text: str, limit: int = MAX_QUERY_TERMS) -> list[str]:
             seen[w] = i
     ranked = sorted(seen, key=lambda w: (-len(w), seen[w]))
     return ranked[:limit]
+
+
+def indexed_words(text: str) -> list[str]:
+    """The distinct words a memory is found by: no stop words, no single letters; sorted."""
+    return sorted({w for w in words(text) if len(w) >= 2 and w not in STOPWORDS})
 
 
 def normalize_tags(tags: Iterable[str] | str | None) -> list[str]:
@@ -149,17 +156,12 @@ def idf(n: int, df: int) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
-# Characters that continue a word when the SQL checks a word boundary (on lower-cased text):
-# digits, a-z, Latin-1/Extended, Greek, Cyrillic. A short explicit class, because RE2 compiles
-# \p{L} slowly (milliseconds per pattern, paid by every query). Other scripts count as
-# separators there, which only loosens the boundary test.
+# Characters that continue a word when SQL checks a word boundary with a regular expression
+# (the near-duplicate search for texts made only of stop words): digits, a-z, Latin-1/Extended,
+# Greek, Cyrillic. A short explicit class, because RE2 compiles \p{L} slowly (milliseconds per
+# pattern). Other scripts count as separators there, which only loosens the boundary test.
 WORD_CHARS = "0-9a-z\u00df-\u024f\u0370-\u03ff\u0400-\u04ff"
 WORD_CHARS_RE2 = "0-9a-z\\x{00DF}-\\x{024F}\\x{0370}-\\x{03FF}\\x{0400}-\\x{04FF}"
-
-
-def term_pattern(term: str) -> re.Pattern[str]:
-    """Python twin of the SQL match: the term at the start of a word."""
-    return re.compile(f"(?<![{WORD_CHARS}])" + re.escape(term))
 
 
 def score_rows(
@@ -177,15 +179,14 @@ def score_rows(
     """
     terms = query_terms(query)
     wanted_tags = set(terms) | set(normalize_tags(list(tags)))
-    patterns = [term_pattern(t) for t in terms]
     live = []
     for row in rows:
         anchor = row.get("last_accessed_at") or row["updated_at"]
         eff = effective_confidence(row["confidence"], row["decay_rate"], anchor, now)
         if eff < DECAYED_BELOW:
             continue
-        text = row["content"].lower()
-        hits = [bool(p.search(text)) for p in patterns]
+        found = indexed_words(row["content"])
+        hits = [any(w.startswith(t) for w in found) for t in terms]
         live.append((row, eff, hits))
     n = len(live)
     dfs = [sum(1 for _, _, h in live if h[i]) for i in range(len(terms))]
@@ -228,6 +229,7 @@ __all__ = [
     "STATUSES",
     "WEIGHTS",
     "effective_confidence",
+    "indexed_words",
     "jaccard",
     "normalize_tags",
     "prefilter_words",

@@ -28,81 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from stagent_lab._text import repair_text
+from stagent_lab.store import batch as planner
+from stagent_lab.store.batch import (  # noqa: F401  (re-exported: the writer's row shapes)
+    LEDGER_COLUMNS,
+    LEDGER_SCHEMA,
+    LOG_COLUMNS,
+    LOG_SCHEMA,
+    Op,
+)
 from stagent_lab.store.rows import first_row
-
-LOG_COLUMNS = (
-    "id",
-    "task_id",
-    "seq",
-    "ts",
-    "runtime_id",
-    "event",
-    "tool_name",
-    "payload",
-    "subject",
-)
-LOG_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("task_id", pa.string()),
-        ("seq", pa.int32()),
-        ("ts", pa.timestamp("us")),
-        ("runtime_id", pa.string()),
-        ("event", pa.string()),
-        ("tool_name", pa.string()),
-        ("payload", pa.string()),
-        ("subject", pa.string()),
-    ]
-)
-
-LEDGER_COLUMNS = (
-    "id",
-    "task_id",
-    "project_id",
-    "profile_id",
-    "activity",
-    "runtime_id",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "pricing_source",
-    "estimated",
-    "status",
-    "started_at",
-    "finished_at",
-)
-LEDGER_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("task_id", pa.string()),
-        ("project_id", pa.string()),
-        ("profile_id", pa.string()),
-        ("activity", pa.string()),
-        ("runtime_id", pa.string()),
-        ("provider", pa.string()),
-        ("model", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cache_read_tokens", pa.int64()),
-        ("cache_write_tokens", pa.int64()),
-        ("reasoning_tokens", pa.int64()),
-        ("cost_usd", pa.float64()),
-        ("pricing_source", pa.string()),
-        ("estimated", pa.bool_()),
-        ("status", pa.string()),
-        ("started_at", pa.timestamp("us")),
-        ("finished_at", pa.timestamp("us")),
-    ]
-)
-_BULK = {"agent_logs": (LOG_COLUMNS, LOG_SCHEMA), "usage_ledger": (LEDGER_COLUMNS, LEDGER_SCHEMA)}
 
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 10.0
@@ -115,11 +51,6 @@ class Dropped:
     label: str  # "agent_logs row", "tasks update", or the label given to defer()
     task_id: str | None
     error: str
-
-
-# An operation: ("rows", table, [row, ...]) | ("update", table, key_col, key, fields)
-#             | ("call", fn, label, task_id) | ("transcript", task_id, data, ts)
-Op = tuple[Any, ...]
 
 
 class StorageUnavailable(Exception):
@@ -168,8 +99,12 @@ class EventWriter:
         self.failing_since: float | None = None
         self.retry_at = 0.0
         self._delay = RETRY_FIRST_S
+        # Called after each commit with the highest agent_logs id committed so far (what a
+        # client may treat as durable); the benchmarks time event-to-store latency with it.
+        self.on_commit: list[Callable[[int], None]] = []
         next_id = first_row(con.execute("SELECT coalesce(max(id), 0) + 1 FROM agent_logs"))
         self._next_id = int(next_id[0]) if next_id else 1
+        self.committed_log_id = self._next_id - 1
 
     # ---- queueing (owner thread) -----------------------------------------------------------
 
@@ -182,16 +117,30 @@ class EventWriter:
     def last_log_id(self) -> int:
         return self._next_id - 1
 
+    def append_log(self, row: tuple[Any, ...]) -> None:
+        """Queue an ``agent_logs`` row as a tuple in ``LOG_COLUMNS`` order (the fast path:
+        no dict per event; the batch is turned into columns once, at the flush). Its text is
+        already cleaned and redacted by the caller; what Arrow still refuses is repaired."""
+        ops = self._ops
+        if ops and ops[-1][0] == "logs":
+            ops[-1][1].append(row)
+        else:
+            ops.append(("logs", [row]))
+        self._pending_rows += 1
+
     def add_log(self, row: dict[str, Any]) -> None:
-        """Queue an ``agent_logs`` row (its text already cleaned and redacted by the caller)."""
-        self._add_row("agent_logs", row)
+        """Queue an ``agent_logs`` row given as a dict (missing columns are NULL)."""
+        self.append_log(tuple(row.get(c) for c in LOG_COLUMNS))
 
     def add_ledger(self, row: dict[str, Any]) -> None:
         self._add_row("usage_ledger", row)
 
     def insert(self, table: str, row: dict[str, Any]) -> None:
         """Queue an INSERT of ``row`` into ``table`` (column names are the row's keys)."""
-        self._add_row(table, row)
+        if table == "agent_logs":
+            self.add_log(row)
+        else:
+            self._add_row(table, row)
 
     def _add_row(self, table: str, row: dict[str, Any]) -> None:
         ops = self._ops
@@ -262,7 +211,7 @@ class EventWriter:
 
     def _isolate(self, batch: list[Op], extra: Any) -> int:
         """Commit ``batch`` piece by piece, skipping the operations that fail on their own."""
-        units = _units(batch)
+        units = planner.units(batch)
         written = 0
         extra_error: BaseException | None = None
         stack = [units]
@@ -296,8 +245,8 @@ class EventWriter:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            for op in _plan(batch):
-                self._apply(con, op)
+            for op in planner.plan(batch):
+                planner.apply(con, op, self._clean_text)
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -311,74 +260,13 @@ class EventWriter:
                     raise StorageUnavailable(str(again)) from again
             raise
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, op: Op) -> None:
-        kind = op[0]
-        if kind == "rows":
-            _, table, rows = op
-            bulk = _BULK.get(table)
-            if bulk is not None:
-                cols, schema = bulk
-                clean = self._clean_text if table != "agent_logs" else repair_text
-                data = {c: [r.get(c) for r in rows] for c in cols}
-                for c, f in zip(cols, schema, strict=True):
-                    if pa.types.is_string(f.type):
-                        data[c] = [clean(v) if isinstance(v, str) else v for v in data[c]]
-                tbl = pa.table(data, schema=schema)
-                name = f"_batch_{table}"
-                con.register(name, tbl)
-                try:
-                    con.execute(
-                        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} "
-                        f"FROM {name}"
-                    )
-                finally:
-                    con.unregister(name)
-                return
-            if len(rows) > 1 and all(r.keys() == rows[0].keys() for r in rows):
-                # Many rows of one shape (a burst of submits): one Arrow append, not N INSERTs.
-                cols = list(rows[0])
-                tbl = pa.Table.from_pylist([{c: self._value(r[c]) for c in cols} for r in rows])
-                name = f"_batch_{table}"
-                con.register(name, tbl)
-                try:
-                    con.execute(
-                        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} "
-                        f"FROM {name}"
-                    )
-                finally:
-                    con.unregister(name)
-                return
-            for row in rows:
-                cols = list(row)
-                marks = ", ".join("?" * len(cols))
-                con.execute(
-                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
-                    [self._value(v) for v in row.values()],
-                )
-        elif kind == "update":
-            _, table, key_col, key, fields = op
-            sets = ", ".join(f"{k} = ?" for k in fields)
-            con.execute(
-                f"UPDATE {table} SET {sets} WHERE {key_col} = ?",
-                [*(self._value(v) for v in fields.values()), key],
-            )
-        elif kind == "call":
-            op[1](con)
-        elif kind == "transcript":
-            _, task_id, data, ts = op
-            con.execute(
-                "INSERT OR REPLACE INTO task_transcripts VALUES (?, ?, ?)",
-                [task_id, self._clean_text(data), ts],
-            )
-
-    def _value(self, v: Any) -> Any:
-        return self._clean_text(v) if isinstance(v, str) else v
-
     # ---- failures --------------------------------------------------------------------------
 
     def _report(self, op: Op, exc: BaseException) -> None:
         kind = op[0]
-        if kind == "rows":
+        if kind == "logs":
+            label, task_id = "agent_logs row", op[1][0][1]
+        elif kind == "rows":
             label, task_id = f"{op[1]} row", op[2][0].get("task_id")
         elif kind == "update":
             label = f"{op[1]} update"
@@ -419,7 +307,7 @@ class EventWriter:
                 op = ("call", op[1], "deferred write", op[3])
             merged.append(op)
         self._ops = merged + self._ops
-        self._pending_rows = sum(len(op[2]) if op[0] == "rows" else 1 for op in self._ops)
+        self._pending_rows = sum(planner.op_rows(op) for op in self._ops)
 
     def _succeeded(self) -> None:
         if self.failing_since is not None:
@@ -430,50 +318,23 @@ class EventWriter:
         self.retry_at = 0.0
 
     def _count(self, batch: list[Op]) -> int:
-        written = sum(len(op[2]) for op in batch if op[0] == "rows")
+        written = 0
+        top = self.committed_log_id
+        for op in batch:
+            if op[0] == "logs":
+                rows = op[1]
+                written += len(rows)
+                top = max(top, rows[-1][0] if isinstance(rows[-1][0], int) else top)
+            elif op[0] == "rows":
+                written += len(op[2])
         self.rows_written += written
         if written:
             self.batches_written += 1
+        if top != self.committed_log_id:
+            self.committed_log_id = top
+            for fn in self.on_commit:
+                try:
+                    fn(top)
+                except Exception:
+                    pass
         return written
-
-
-def _plan(batch: list[Op]) -> list[Op]:
-    """The batch in the order that costs DuckDB least, with the same outcome.
-
-    Inserts of each table become one append, first (a row never depends on an update or a
-    call that comes after it in the same batch). Several updates of one row become one update
-    (later fields win), at the place of the last one. Calls keep their order among the rest.
-    """
-    if len(batch) < 3:
-        return batch
-    inserts: dict[str, list[dict[str, Any]]] = {}
-    last_update: dict[tuple[str, str, Any], int] = {}
-    for i, op in enumerate(batch):
-        if op[0] == "rows":
-            inserts.setdefault(op[1], []).extend(op[2])
-        elif op[0] == "update":
-            last_update[(op[1], op[2], op[3])] = i
-    merged: dict[tuple[str, str, Any], dict[str, Any]] = {}
-    rest: list[Op] = []
-    for i, op in enumerate(batch):
-        if op[0] == "rows":
-            continue
-        if op[0] == "update":
-            key = (op[1], op[2], op[3])
-            merged.setdefault(key, {}).update(op[4])
-            if last_update[key] == i:
-                rest.append(("update", op[1], op[2], op[3], merged[key]))
-            continue
-        rest.append(op)
-    return [("rows", table, rows) for table, rows in inserts.items()] + rest
-
-
-def _units(batch: list[Op]) -> list[Op]:
-    """The batch as single-row operations, in order (row runs split into one op per row)."""
-    out: list[Op] = []
-    for op in batch:
-        if op[0] == "rows":
-            out.extend(("rows", op[1], [row]) for row in op[2])
-        else:
-            out.append(op)
-    return out

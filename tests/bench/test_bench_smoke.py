@@ -82,7 +82,12 @@ def test_launch_submits_under_load_and_cancels_everything():
 def test_ingest_persists_every_line_and_runs_every_baseline():
     by_name = check_shape(
         bench_ingest.run(True),
-        ["ingest.events_per_s", "ingest.events_per_s_vs_limit", "ingest.writer_events_per_s"],
+        [
+            "ingest.events_per_s",
+            "ingest.events_per_s_vs_limit",
+            "ingest.writer_events_per_s",
+            "ingest.writer_events_per_s_vs_limit",
+        ],
     )
     note = by_name["ingest.events_per_s"]["note"]
     tasks, says = bench_ingest.SMOKE["tasks"], bench_ingest.SMOKE["says"]
@@ -95,6 +100,9 @@ def test_ingest_persists_every_line_and_runs_every_baseline():
     assert (
         by_name["ingest.events_per_s"]["value"] == by_name["ingest.events_per_s_vs_limit"]["value"]
     )
+    writer = by_name["ingest.writer_events_per_s_vs_limit"]
+    assert writer["value"] == by_name["ingest.writer_events_per_s"]["value"]
+    assert "limit" in writer["baseline"]
 
 
 def test_ingest_chatty_script_yields_between_lines():
@@ -316,3 +324,48 @@ def test_python_m_bench_end_to_end(tmp_path):
     data = json.loads(out_json.read_text())
     assert data["mode"] == "smoke"
     assert data["lines"] == lines
+
+
+# ---- streaming load and import time (appended modules) -------------------------------------
+
+
+def test_stream_runs_every_task_and_stores_what_it_streamed():
+    from bench import bench_stream
+
+    by_name = check_shape(
+        bench_stream.run(True),
+        [
+            "ingest.stream_events_per_s",
+            "ingest.stream_loop_utilisation",
+            "ingest.stream_store_latency_p95",
+            "ingest.stream_delta_lag_p95",
+            "ingest.stream_rows_vs_limit",
+        ],
+    )
+    n = bench_stream.SMOKE["tasks"]
+    note = by_name["ingest.stream_events_per_s"]["note"]
+    assert f"({n}/{n} completed)" in note
+    assert number_after(note, "stored events reached the subscriber;") > 0  # rows stored
+    assert number_after(note, "s;") > 0  # delta batches reached the subscriber
+    assert 0 <= by_name["ingest.stream_loop_utilisation"]["value"] <= 100
+    latency = by_name["ingest.stream_store_latency_p95"]["note"]
+    assert number_after(latency, "commit,") > 0  # stored events matched to their commit
+
+
+def test_stream_latency_matches_each_event_to_the_first_commit_covering_it():
+    from bench.bench_stream import _store_latencies
+
+    published = {1: 0.0, 2: 0.5, 3: 1.0, 5: 2.0}
+    commits = [(4, 3.0), (2, 1.0)]  # (highest committed id, when), out of order
+    # 1 and 2 by the commit at 1.0; 3 by the one at 3.0; 4 was never published; 5 not committed
+    assert _store_latencies([1, 2, 3, 4, 5], published, commits) == [1.0, 0.5, 2.0]
+
+
+def test_import_reports_load_ext_against_import_json():
+    from bench import bench_import
+
+    by_name = check_shape(bench_import.run(True), ["launch.load_ext_ms", "launch.first_magic_ms"])
+    note = by_name["launch.load_ext_ms"]["note"]
+    assert "median of 1 fresh interpreters" in note
+    # the data stack loads on first use, not with the extension
+    assert "imported by %load_ext: none of pandas, pyarrow, duckdb" in note

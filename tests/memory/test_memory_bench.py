@@ -1,4 +1,5 @@
-"""bench/bench_memory.py at smoke size: record shape and that ours and the naive scorer agree.
+"""bench/bench_memory.py at smoke size: record shape, that ours and the naive scorer agree, and
+that every remember of the loop measurement is stored.
 
 No timing is asserted (shared machines); the numbers of a smoke run mean nothing.
 """
@@ -18,6 +19,7 @@ def test_smoke_run_reports_three_metrics_and_agreement(monkeypatch):
         "memory.retrieve_top10_ms",
         "memory.retrieve_vs_confidence_only_ms",
         "memory.remember_ms",
+        "memory.remember_loop_ms",
     ]
     for m in out:
         assert tuple(m) == METRIC_KEYS
@@ -25,6 +27,11 @@ def test_smoke_run_reports_three_metrics_and_agreement(monkeypatch):
         assert m["note"] and "2,000 memories" in m["note"]
     assert out[0]["ratio"] > 0 and out[1]["ratio"] > 0 and out[2]["ratio"] is None
     assert "matched ours on 1 of 1 prompts" in out[0]["note"]
+    # one task remembered alone, then every task of the concurrent round: all stored
+    tasks = bench_memory.SMOKE["tasks"]
+    assert f"with {tasks} tasks remembering at once" in out[3]["note"]
+    assert f"({tasks + 1} remembered)" in out[3]["note"]
+    assert out[3]["ratio"] > 0
 
 
 def test_generated_data_is_searchable(tmp_path):
