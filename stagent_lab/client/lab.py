@@ -77,6 +77,7 @@ class Lab:
         self.memory = _memory_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
+        self.workflows = _workflows_client(self)
         with _open_lock:
             _open_labs.add(self)
 
@@ -471,6 +472,12 @@ def _memory_client(lab: Lab) -> Any:
     from stagent_lab.client.memory import MemoryClient
 
     return MemoryClient(lab)
+
+
+def _workflows_client(lab: Lab) -> Any:
+    from stagent_lab.client.workflows import WorkflowsClient
+
+    return WorkflowsClient(lab)
 
 
 def _items_frame(items: list[Any]) -> Any:

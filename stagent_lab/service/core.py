@@ -88,8 +88,9 @@ class Feature(Protocol):
 def default_features() -> list[Feature]:
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
+    from stagent_lab.workflows.feature import WorkflowsFeature
 
-    return [MemoryFeature(), HandoffsFeature()]
+    return [MemoryFeature(), HandoffsFeature(), WorkflowsFeature()]
 
 
 class WorkspaceService:
