@@ -201,6 +201,7 @@ class WorkflowsFeature:
     def validate(self, data: dict[str, Any]) -> Definition:
         """The typed definition of a workflow's fields (every problem in one error)."""
         problems, _ = self._problems_of_fields(data)
+        bad = {p for p, _ in problems}  # a bad default is reported once, not on every step
         try:
             definition = validate_definition(
                 data.get("pattern"),
@@ -210,8 +211,8 @@ class WorkflowsFeature:
                 swarm=data.get("swarm"),
                 known_profile=lambda p: p in self.service.profiles,
                 known_runtime=self._known_runtime,
-                default_profile=data.get("profile"),
-                default_runtime=data.get("runtime"),
+                default_profile=None if "profile" in bad else data.get("profile"),
+                default_runtime=None if "runtime" in bad else data.get("runtime"),
                 settings=self._settings(),
             )
         except WorkflowDefinitionError as exc:
