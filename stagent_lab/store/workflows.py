@@ -440,6 +440,11 @@ def run_tasks_arrow(con: duckdb.DuckDBPyConnection, run_id: str) -> Any:
     ).to_arrow_table()
 
 
+def set_task_budget(con: duckdb.DuckDBPyConnection, task_id: str, usd: float | None) -> None:
+    """A workflow child's budget cap follows its run's budget when the operator changes it."""
+    con.execute("UPDATE tasks SET max_budget_usd = ? WHERE id = ?", [usd, task_id])
+
+
 def task_states(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Status, result and failure reason of tasks, by id (restart reconciliation)."""
     if not ids:

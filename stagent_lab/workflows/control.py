@@ -167,6 +167,7 @@ class RunControl:
             )
         orch.save_run(run, status="running", stop_reason=None, paused_at=None)
         orch.log(run, "workflow_resumed", reason="resumed by the operator")
+        orch.refresh_caps(run)
         self._resume_children(run)
         orch.advance(run)
         return run
@@ -255,6 +256,7 @@ class RunControl:
         if run.status in TERMINAL_RUN and run.status != "failed":
             raise WorkflowStateError(f"run {run.id} is {run.status}")
         self.orch.save_run(run, budget_usd=budget)
+        self.orch.refresh_caps(run)
         return run
 
     def retry(self, run_id: str, step: str | None, items: list[int] | None, resume: bool) -> Run:

@@ -264,16 +264,31 @@ class Orchestrator:
             "channels": run.channels,
         }
 
-    def task_cap(self, run: Run, step: Step) -> float | None:
-        """min(the step's budget, else the default task budget; the run's remaining budget)."""
+    def task_cap(self, run: Run, step: Step, spent: float = 0.0) -> float | None:
+        """min(the step's budget, else the default task budget; the run's remaining budget).
+
+        ``spent``: what the task already spent (it counts in the run's cost and in its own)."""
         cap = step.budget_usd
         if cap is None and setting_spec("budget.task_default_usd") is not None:
             default = float(self.service.settings.value("budget.task_default_usd") or 0)
             cap = default if default > 0 else None
         if run.budget_usd is not None:
-            left = max(run.budget_usd - run.cost_usd, 1e-6)
+            left = max(run.budget_usd - run.cost_usd, 0.0) + spent
+            left = max(left, 1e-6)
             cap = left if cap is None else min(cap, left)
         return cap
+
+    def refresh_caps(self, run: Run) -> None:
+        """After the run's budget changed: running (or paused) children get their new cap."""
+        for sr in run.active():
+            if sr.status != "running" or not sr.task_id or sr.step_id == DELAY_BETWEEN:
+                continue
+            cap = self.task_cap(run, run.definition.step(sr.step_id), sr.cost_usd)
+            st = self.service.live_task(sr.task_id)
+            if st is not None:
+                st.max_budget_usd = cap
+            task_id = sr.task_id
+            self._write(lambda con: repo.set_task_budget(con, task_id, cap), "task budget")
 
     def fail_step(self, run: Run, sr: StepRun, error: str, status: str = "failed") -> None:
         self.save_step(sr, status=status, error=self.clean(error), finished_at=self.now())
