@@ -287,8 +287,10 @@ class Orchestrator:
             st = self.service.live_task(sr.task_id)
             if st is not None:
                 st.max_budget_usd = cap
-            task_id = sr.task_id
-            self._write(lambda con: repo.set_task_budget(con, task_id, cap), "task budget")
+            self._write(
+                lambda con, tid=sr.task_id, usd=cap: repo.set_task_budget(con, tid, usd),
+                "task budget",
+            )
 
     def fail_step(self, run: Run, sr: StepRun, error: str, status: str = "failed") -> None:
         self.save_step(sr, status=status, error=self.clean(error), finished_at=self.now())

@@ -188,7 +188,7 @@ def test_a_bad_items_sql_or_unknown_input_fails_at_run_start(lab):
         profile="tester",
         steps=[{"name": "Do", "prompt": "Do.", "script": [{"result": "ok"}]}],
     )
-    with pytest.raises(WorkflowDefinitionError, match="loop.items_sql"):
+    with pytest.raises(WorkflowDefinitionError, match=r"loop\.items_sql"):
         lab.workflows.run("bad-sql")
     lab.workflows.create(
         "needs",

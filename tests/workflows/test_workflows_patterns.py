@@ -114,8 +114,8 @@ def test_parallel_branches_then_synthesis_in_definition_order(lab):
             {"name": "Pandas", "prompt": "Study pandas.", "script": s("pandas notes")},
             {"name": "Polars", "prompt": "Study polars.", "script": s("polars notes")},
             {"name": "DuckDB", "prompt": "Study duckdb.", "script": s("duckdb notes")},
-            {"name": "Compare", "prompt": "Compare them.", "depends_on": ["pandas", "polars", "duckdb"],
-             "script": s("the comparison")},
+            {"name": "Compare", "prompt": "Compare them.",
+             "depends_on": ["pandas", "polars", "duckdb"], "script": s("the comparison")},
         ],
     )  # fmt: skip
     run = lab.workflows.run("compare").wait(30)
@@ -151,8 +151,8 @@ def test_swarm_workers_get_the_mayors_plan_and_stay_in_their_assignment(lab):
     assert run.status == "completed" and run.output == "merged report"
     rows = tasks_of(lab, run)
     check_children(rows)
-    mayor, logs_, metrics, refinery = (next(r for r in rows if r["step_id"] == k)
-                                       for k in ("mayor", "logs", "metrics", "refinery"))  # fmt: skip
+    by_step = {r["step_id"]: r for r in rows}
+    mayor, logs_, metrics, refinery = (by_step[k] for k in ("mayor", "logs", "metrics", "refinery"))
     for w in (logs_, metrics):
         assert w["parent_task_id"] == mayor["id"]
         assert "logs; metrics" in w["prompt"]
