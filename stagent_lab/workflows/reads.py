@@ -125,13 +125,11 @@ class Reads:
             for i in inbox_repo.items(con, "pending")
             if i.get("subject") == "workflow_run" and i.get("subject_id") == run_id
         ]
-        live_cost = sum(s["cost_usd"] for s in steps if s["task_status"] in ("running", "waiting"))
         return {
             "run": view,
             "steps": steps,
             "pending": pending,
             "definition": _outline(definition),
-            "live_cost_usd": live_cost,
         }
 
     def _card_step(
