@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from stagent_lab.store.migrations import MigrationSet, register_set
 from stagent_lab.store.rows import first_row
@@ -89,6 +90,32 @@ STEP_COLUMNS = (
     "finished_at",
 )
 LIVE_RUN_STATES = ("running", "waiting", "delayed", "paused")
+_TEXT, _INT, _FLOAT, _TS = pa.string(), pa.int32(), pa.float64(), pa.timestamp("us")
+STEP_TYPES = {
+    **dict.fromkeys(STEP_COLUMNS, _TEXT),
+    "step_index": _INT,
+    "iteration": _INT,
+    "attempt": _INT,
+    "cost_usd": _FLOAT,
+    "resume_at": _TS,
+    "started_at": _TS,
+    "finished_at": _TS,
+}
+RUN_TYPES = {
+    **dict.fromkeys(RUN_COLUMNS, _TEXT),
+    "run_number": _INT,
+    "version": _INT,
+    "current_index": _INT,
+    "iteration": _INT,
+    "failed_items": _INT,
+    "budget_usd": _FLOAT,
+    "cost_usd": _FLOAT,
+    **dict.fromkeys(("resume_at", "started_at", "paused_at", "finished_at", "updated_at"), _TS),
+}
+_WRITABLE = {
+    "workflow_runs": (RUN_COLUMNS, RUN_TYPES),
+    "workflow_step_runs": (STEP_COLUMNS, STEP_TYPES),
+}
 
 
 @MIGRATIONS
@@ -211,6 +238,61 @@ def loads(text: Any, default: Any = None) -> Any:
     if text is None or text == "":
         return default
     return json.loads(text)
+
+
+RUN_MUTABLE = (
+    "status", "stop_reason", "failure_reason", "current_index", "iteration", "resume_at",
+    "budget_usd", "cost_usd", "failed_items", "output", "paused_at", "finished_at", "updated_at",
+)  # fmt: skip
+STEP_MUTABLE = (
+    "status", "task_id", "input_text", "result", "error", "approval_item_id", "decision",
+    "operator_note", "cost_usd", "resume_at", "warnings", "started_at", "finished_at",
+)  # fmt: skip
+_MUTABLE = {"workflow_runs": RUN_MUTABLE, "workflow_step_runs": STEP_MUTABLE}
+
+
+def apply_writes(
+    con: duckdb.DuckDBPyConnection,
+    inserts: dict[str, list[dict[str, Any]]],
+    updates: dict[str, list[dict[str, Any]]],
+) -> None:
+    """New and changed runs and step runs (their current rows) in as few statements as
+    possible: one Arrow append per table, then one ``UPDATE … FROM`` per table."""
+    for table in ("workflow_runs", "workflow_step_runs"):  # a run before its steps
+        rows = inserts.get(table)
+        if not rows:
+            continue
+        cols, types = _WRITABLE[table]
+        schema = pa.schema([(c, types[c]) for c in cols])
+        _with_table(
+            con,
+            pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows], schema=schema),
+            f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _wf_batch",
+        )
+    for table, rows in updates.items():
+        if not rows:
+            continue
+        cols = _MUTABLE[table]
+        types = _WRITABLE[table][1]
+        if len(rows) == 1:
+            _update(con, table, cols, rows[0]["id"], {c: rows[0].get(c) for c in cols})
+            continue
+        schema = pa.schema([("id", _TEXT), *((c, types[c]) for c in cols)])
+        data = [{"id": r["id"], **{c: r.get(c) for c in cols}} for r in rows]
+        sets = ", ".join(f"{c} = _wf_batch.{c}" for c in cols)
+        _with_table(
+            con,
+            pa.Table.from_pylist(data, schema=schema),
+            f"UPDATE {table} SET {sets} FROM _wf_batch WHERE {table}.id = _wf_batch.id",
+        )
+
+
+def _with_table(con: duckdb.DuckDBPyConnection, table: Any, sql: str) -> None:
+    con.register("_wf_batch", table)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister("_wf_batch")
 
 
 # ---- workflows ----------------------------------------------------------------------------

@@ -69,8 +69,9 @@ class RunControl:
                     r.id,
                     r.status,
                 )
-        self.service.writer_flush(None)
-        number = max(repo.next_run_number(self.service.store.con, wid), self._numbers.get(wid, 1))
+        number = self._numbers.get(wid)  # runs made here may still be in the writer's queue
+        if number is None:
+            number = repo.next_run_number(self.service.store.con, wid)
         self._numbers[wid] = number + 1
         now = orch.now()
         run = Run(
@@ -92,8 +93,7 @@ class RunControl:
             budget_usd=workflow["budget_usd"],
         )
         orch.runs[run.id] = run
-        row = run.row()
-        self.service.writer_flush(lambda con: repo.insert_run(con, row))
+        orch.insert_run(run)
         if run.pattern != "loop":
             for step in definition.steps:
                 orch.new_step(run, step, 0)

@@ -133,8 +133,13 @@ class WorkflowsFeature:
         self.service.fresh()
         return fn(self.service.reader(), *args)
 
+    def _committed(self, fn: Any, *args: Any) -> Any:
+        """Read rows that are committed as soon as they change (workflows, projects: written
+        with an immediate commit), without waiting for the engine to flush its batch."""
+        return fn(self.service.reader(), *args)
+
     def _find(self, ref: str) -> dict[str, Any]:
-        rows = self._read(repo.find_workflows, ref)
+        rows = self._committed(repo.find_workflows, ref)
         if not rows:
             raise KeyError(f"no workflow named or with id {ref!r} (see lab.workflows.list())")
         if len(rows) > 1 and rows[0]["name"] != ref:
@@ -182,7 +187,7 @@ class WorkflowsFeature:
         if not 1 <= len(name) <= 120:
             problems.append(("name", f"1 to 120 characters, got {len(name)}"))
         profile = data.get("profile")
-        if profile is not None and profile != "auto" and profile not in self.service.profiles:
+        if profile is not None and profile != "auto" and profile not in self._profile_ids():
             problems.append(("profile", f"unknown profile {profile!r}"))
         runtime = data.get("runtime")
         if runtime is not None and not self._known_runtime(runtime):
@@ -194,6 +199,9 @@ class WorkflowsFeature:
             except (InvalidInput, FileNotFoundError) as exc:
                 problems.append(("project", str(exc)))
         return problems, project
+
+    def _profile_ids(self) -> set[str]:
+        return {p.id for p in self.service.profiles.all()}
 
     def _known_runtime(self, rid: str) -> bool:
         return rid in self.service.catalog.ids()
@@ -209,7 +217,7 @@ class WorkflowsFeature:
                 loop=data.get("loop"),
                 parallel=data.get("parallel"),
                 swarm=data.get("swarm"),
-                known_profile=lambda p: p in self.service.profiles,
+                known_profile=self._profile_ids().__contains__,
                 known_runtime=self._known_runtime,
                 default_profile=None if "profile" in bad else data.get("profile"),
                 default_runtime=None if "runtime" in bad else data.get("runtime"),
@@ -286,7 +294,7 @@ class WorkflowsFeature:
         definition = repo.loads(row["definition"], {})
         project = None
         if row["project_id"]:
-            found = self._read(projects_repo.by_id, row["project_id"])
+            found = self._committed(projects_repo.by_id, row["project_id"])
             project = found["name"] if found else None
         return {
             "name": row["name"],

@@ -43,6 +43,33 @@ OUTPUT_EVENT_CHARS = 1_500
 KEPT_FINISHED = 500  # finished runs kept in memory (late child events, waits)
 
 
+class WriteBatch:
+    """Runs and step runs changed since the writer last committed: one queued operation that
+    writes their rows as they are when it runs (a batch that failed to commit is simply
+    written again, whole and in order)."""
+
+    def __init__(self) -> None:
+        self.new: dict[str, Run | StepRun] = {}
+        self.dirty: dict[str, Run | StepRun] = {}
+        self.closed = False
+
+    def apply(self, con: Any) -> None:
+        self.closed = True  # later changes go to the next batch
+        inserts: dict[str, list[dict[str, Any]]] = {}
+        updates: dict[str, list[dict[str, Any]]] = {}
+        for obj in self.new.values():
+            inserts.setdefault(_table(obj), []).append(obj.row())
+        for key, obj in self.dirty.items():
+            if key not in self.new:
+                row = obj.row(full=False) if isinstance(obj, Run) else obj.row()
+                updates.setdefault(_table(obj), []).append(row)
+        repo.apply_writes(con, inserts, updates)
+
+
+def _table(obj: Run | StepRun) -> str:
+    return "workflow_step_runs" if isinstance(obj, StepRun) else "workflow_runs"
+
+
 class Orchestrator:
     def __init__(self, service: WorkspaceService) -> None:
         self.service = service
@@ -52,6 +79,7 @@ class Orchestrator:
         self._snap_lock = threading.Lock()
         self._snaps: dict[str, dict[str, Any]] = {}
         self.changed = threading.Condition()  # notified whenever a run's view changes
+        self._batch: WriteBatch | None = None
 
     # ---- plumbing ----------------------------------------------------------------------
 
@@ -75,19 +103,25 @@ class Orchestrator:
     def _write(self, fn: Callable[[Any], None], label: str) -> None:
         self.service.writer_defer(fn, label, None)
 
+    def batch(self) -> WriteBatch:
+        """The open batch of run and step-run writes (queued on the writer when opened)."""
+        b = self._batch
+        if b is None or b.closed:
+            b = self._batch = WriteBatch()
+            self._write(b.apply, "workflow runs and steps")
+        return b
+
     def save_run(self, run: Run, **fields: Any) -> None:
         for key, value in fields.items():
             setattr(run, key, value)
         run.updated_at = self.now()
-        data = {**fields, "updated_at": run.updated_at}
-        self._write(lambda con: repo.update_run(con, run.id, data), "workflow run update")
+        self.batch().dirty[run.id] = run
         self.publish(run)
 
     def save_step(self, sr: StepRun, **fields: Any) -> None:
         for key, value in fields.items():
             setattr(sr, key, value)
-        data = dict(fields)
-        self._write(lambda con: repo.update_step(con, sr.id, data), "workflow step update")
+        self.batch().dirty[sr.id] = sr
 
     def new_step(
         self, run: Run, step: Step, iteration: int = 0, *, status: str = "pending"
@@ -113,9 +147,11 @@ class Orchestrator:
 
     def _add_step(self, run: Run, sr: StepRun) -> StepRun:
         run.steps[sr.key] = sr
-        row = sr.row()
-        self._write(lambda con: repo.insert_step(con, row), "workflow step run")
+        self.batch().new[sr.id] = sr
         return sr
+
+    def insert_run(self, run: Run) -> None:
+        self.batch().new[run.id] = run
 
     # ---- snapshots (any thread) --------------------------------------------------------
 

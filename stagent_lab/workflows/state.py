@@ -115,7 +115,10 @@ class Run:
     def active(self) -> list[StepRun]:
         return [sr for sr in self.steps.values() if sr.status in ACTIVE_STEP]
 
-    def row(self) -> dict[str, Any]:
+    def row(self, full: bool = True) -> dict[str, Any]:
+        """The stored row; without ``full`` only the columns that change during a run."""
+        if not full:
+            return {"id": self.id, **{c: getattr(self, c) for c in repo.RUN_MUTABLE}}
         out = {c: getattr(self, c) for c in repo.RUN_COLUMNS if hasattr(self, c)}
         out["workflow_name"] = self.workflow
         out["definition"] = repo.dumps(self.snapshot)
