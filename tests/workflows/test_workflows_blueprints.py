@@ -141,7 +141,7 @@ def test_yaml_errors_and_unknown_fields_name_the_line():
     assert "line 4: color: unknown field" in str(info.value)
 
 
-def test_home_blueprints_override_builtins_and_bad_files_are_listed(lab, home):
+def test_home_blueprints_override_builtins_and_bad_files_are_listed(lab, home, caplog):
     folder = home / "blueprints"
     write_blueprint(folder, "release-notes", MINI.replace("id: mini", "id: release-notes"))
     write_blueprint(folder, "broken", "id: broken\nname: [\n")
@@ -151,6 +151,8 @@ def test_home_blueprints_override_builtins_and_bad_files_are_listed(lab, home):
     assert row["overrides"][0].endswith("release-notes.yaml")
     bad = df[df["file"].str.endswith("broken.yaml")].iloc[0]
     assert "not valid YAML" in bad["error"]
+    overrides = [r.getMessage() for r in caplog.records if "overrides" in r.getMessage()]
+    assert overrides and "blueprint release-notes from" in overrides[0]
 
 
 def test_blueprint_dirs_setting_adds_a_source(lab, tmp_path):

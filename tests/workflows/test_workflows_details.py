@@ -166,3 +166,35 @@ def test_secrets_in_outputs_and_notes_are_redacted_in_the_store(lab, monkeypatch
     assert secret not in dump and secret[:20] not in dump
     body = lab.inbox("all").query("kind == 'checkpoint'")["body"].iloc[0]
     assert secret not in body
+
+
+def test_a_python_function_script_lives_only_in_the_process_that_gave_it(home, profiles_dir):
+    lab = Lab(home=home, profile_dirs=[profiles_dir])
+    lab.workflows.create(
+        "fn", profile="tester",
+        steps=[{"name": "Say", "prompt": "Say.", "script": lambda p, prof: [{"result": "fn"}]}],
+    )  # fmt: skip
+    assert lab.workflows.run("fn").wait(30).output == "fn"
+    stored = lab.workflows.get("fn").steps[0]["script"]
+    assert set(stored) == {"python_callable"}  # a token, never the code
+    lab.close()
+    lab = Lab(home=home, profile_dirs=[profiles_dir])
+    try:
+        run = lab.workflows.run("fn").wait(30)
+        assert run.status == "failed"
+        assert "Python function given in another process" in run.failure_reason
+    finally:
+        lab.close()
+
+
+def test_run_inputs_are_checked_at_the_boundary(lab):
+    from stagent_lab import InvalidInput
+
+    lab.workflows.create("in", profile="tester", steps=[{"name": "A", "prompt": "A."}])
+    with pytest.raises(InvalidInput, match="identifiers"):
+        lab.workflows.run("in", inputs={"bad name": 1})
+    with pytest.raises(InvalidInput, match="identifiers"):
+        lab.workflows.run("in", inputs={"_rows": []})
+    with pytest.raises(InvalidInput, match="limited to 1,000,000"):
+        lab.workflows.run("in", inputs={"big": "x" * 1_000_001})
+    assert lab.workflows.runs().empty
