@@ -198,3 +198,28 @@ def test_run_inputs_are_checked_at_the_boundary(lab):
     with pytest.raises(InvalidInput, match="limited to 1,000,000"):
         lab.workflows.run("in", inputs={"big": "x" * 1_000_001})
     assert lab.workflows.runs().empty
+
+
+def test_run_workflow_from_the_engine_thread_as_a_schedule_does(lab):
+    from stagent_lab.api.workflows import RunWorkflow, WorkflowRunView
+
+    lab.workflows.create(
+        "nightly", profile="tester", steps=[{"name": "A", "prompt": "A.", "script": s("a")}]
+    )
+    service = lab.workspace.service
+    view = service.on_engine(
+        lambda: service.handle(
+            RunWorkflow(workflow="nightly", trigger="schedule", trigger_id="firing-7")
+        )
+    )
+    assert isinstance(view, WorkflowRunView) and view.workflow == "nightly"
+    run = lab.workflows.run_handle(view.id).wait(30)
+    v = run.view()
+    assert (v.status, v.trigger, v.trigger_id, v.run_number) == (
+        "completed",
+        "schedule",
+        "firing-7",
+        1,
+    )
+    started = run.logs().query("event == 'workflow_started'")["payload"].iloc[0]
+    assert started["trigger"] == "schedule" and started["version"] == 1
