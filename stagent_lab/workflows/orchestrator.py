@@ -238,10 +238,12 @@ class Orchestrator:
             c.previous,
             run.cost_usd,
         )
-        item_id = self.service.create_inbox_item(
-            "checkpoint", subject="workflow_run", subject_id=run.id, body=body
-        )
+        # The step's row names the item first: creating the item commits both together.
+        item_id = new_id()
         self.save_step(sr, status="waiting", approval_item_id=item_id)
+        self.service.create_inbox_item(
+            "checkpoint", subject="workflow_run", subject_id=run.id, body=body, item_id=item_id
+        )
         self.log(run, "workflow_checkpoint", step_id=sr.step_id, item_id=item_id, **_where(sr))
 
     def _start_child(self, run: Run, step: Step, sr: StepRun, c: patterns.Compose) -> None:
