@@ -35,11 +35,11 @@ from stagent_lab.workflows.definition import (
     IDENTIFIER,
     MAX_ROWS,
     Definition,
-    validate_definition,
 )
 from stagent_lab.workflows.orchestrator import Orchestrator
 from stagent_lab.workflows.reads import Reads
 from stagent_lab.workflows.state import TERMINAL_RUN
+from stagent_lab.workflows.validation import validate_definition
 
 if TYPE_CHECKING:
     from stagent_lab.service.core import WorkspaceService

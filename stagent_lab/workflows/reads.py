@@ -14,8 +14,9 @@ import pyarrow as pa
 from stagent_lab.service.core import item_view
 from stagent_lab.store import inbox as inbox_repo
 from stagent_lab.store import workflows as repo
-from stagent_lab.workflows.definition import Definition, definition_from_json
+from stagent_lab.workflows.definition import Definition
 from stagent_lab.workflows.state import DELAY_BETWEEN
+from stagent_lab.workflows.validation import definition_from_json
 
 if TYPE_CHECKING:
     from stagent_lab.workflows.feature import WorkflowsFeature

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from stagent_lab.store import workflows as repo
-from stagent_lab.workflows.definition import Definition, definition_from_json
+from stagent_lab.workflows.definition import Definition
+from stagent_lab.workflows.validation import definition_from_json
 
 TERMINAL_RUN = frozenset({"completed", "failed", "cancelled"})
 LIVE_RUN = frozenset({"running", "waiting", "delayed", "paused"})

@@ -6,7 +6,7 @@ import pytest
 
 from stagent_lab import InvalidInput
 from stagent_lab.errors import WorkflowDefinitionError
-from stagent_lab.workflows.definition import validate_definition
+from stagent_lab.workflows.validation import validate_definition
 
 T = {"name": "Task", "prompt": "Do it."}
 
