@@ -20,6 +20,9 @@
     ├── WorkflowStateError            a run or workflow cannot do that now (names its status)
     │   └── WorkflowBusyError         a run of that workflow is live (names the run and status)
     ├── BlueprintError                a blueprint file or its variables are invalid (every problem)
+    ├── IntervalError                 a schedule's ``when`` text does not parse (gives examples)
+    ├── ScheduleError                 a schedule or heartbeat definition or operation is refused
+    ├── BudgetError                   a spend cap definition or operation is refused
     └── LimitExceeded                 max turns or budget reached during a run
 
 Vendor SDK exceptions never cross an adapter boundary; adapters translate them into
@@ -175,3 +178,15 @@ class BlueprintError(StagentError, ValueError):
                 f"  {p}" for p in self.problems
             )
         super().__init__(text)
+
+
+class IntervalError(StagentError, ValueError):
+    """A schedule's ``when`` text (English phrase, shorthand or cron) does not parse."""
+
+
+class ScheduleError(StagentError):
+    """A schedule or heartbeat definition, or an operation on one, is refused."""
+
+
+class BudgetError(StagentError):
+    """A spend cap definition, or an operation on one, is refused."""
