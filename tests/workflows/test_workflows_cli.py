@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 BIN = [sys.executable, "-m", "stagent_lab.cli"]
 
@@ -37,6 +38,7 @@ def cli(*args: str, home: Path, timeout: float = 120):
     )
 
 
+@pytest.mark.timeout(360)  # four CLI processes, each opening the workspace
 def test_create_run_approve_deny_show_and_list(tmp_path):
     home = tmp_path / "ws"
     spec = tmp_path / "review.yaml"
