@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 # Features add their own subcommands: each module has ``add_commands(subparsers)``, whose
 # commands set ``func(args, console) -> int`` like the ones below.
 FEATURE_CLI_MODULES: tuple[str, ...] = (
+    "stagent_lab.workflows.cli",
     "stagent_lab.schedules.cli",
     "stagent_lab.usage.commands",
 )

@@ -16,6 +16,10 @@
     ├── ResumeLimitError              a task was resumed too many times
     ├── InboxError                    unknown inbox item or a decision that does not fit it
     ├── HandoffError                  a handoff was refused (machine-readable ``reason``)
+    ├── WorkflowDefinitionError       a workflow definition is invalid (every problem, with a path)
+    ├── WorkflowStateError            a run or workflow cannot do that now (names its status)
+    │   └── WorkflowBusyError         a run of that workflow is live (names the run and status)
+    ├── BlueprintError                a blueprint file or its variables are invalid (every problem)
     ├── IntervalError                 a schedule's ``when`` text does not parse (gives examples)
     ├── ScheduleError                 a schedule or heartbeat definition or operation is refused
     ├── BudgetError                   a spend cap definition or operation is refused
@@ -136,6 +140,44 @@ class HandoffError(StagentError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class WorkflowDefinitionError(StagentError, ValueError):
+    """A workflow definition is invalid. ``problems`` lists every one as ``(path, message)``,
+    e.g. ``("steps[2].prompt", "required for a task step")``."""
+
+    def __init__(self, problems: list[tuple[str, str]], what: str = "workflow definition"):
+        self.problems = list(problems)
+        lines = "\n".join(f"  {path}: {message}" for path, message in self.problems)
+        n = len(self.problems)
+        super().__init__(f"invalid {what} ({n} problem{'s' if n != 1 else ''}):\n{lines}")
+
+
+class WorkflowStateError(StagentError):
+    """A workflow or run cannot do what was asked in its current status."""
+
+
+class WorkflowBusyError(WorkflowStateError):
+    """A run of the workflow is live and the workflow does not allow concurrent runs."""
+
+    def __init__(self, message: str, run_id: str, status: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+
+
+class BlueprintError(StagentError, ValueError):
+    """A blueprint file, template or the values given for its variables are invalid."""
+
+    def __init__(self, problems: list[str] | str, where: str = "blueprint") -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            text = f"{where}: {self.problems[0]}"
+        else:
+            text = f"{where} ({len(self.problems)} problems):\n" + "\n".join(
+                f"  {p}" for p in self.problems
+            )
+        super().__init__(text)
 
 
 class IntervalError(StagentError, ValueError):

@@ -32,6 +32,7 @@ def test_public_names_are_listed():
         "memory",
         "handoffs",
         "schedules",
+        "workflows",
         "notebook",
         "analytics",
     }

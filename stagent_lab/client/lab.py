@@ -87,6 +87,7 @@ class Lab:
         self.memory = _memory_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
+        self.workflows = _workflows_client(self)
         self.schedules = SchedulesClient(self)
         self.budgets = BudgetsClient(self)
         with _open_lock:
@@ -483,6 +484,12 @@ def _memory_client(lab: Lab) -> Any:
     from stagent_lab.client.memory import MemoryClient
 
     return MemoryClient(lab)
+
+
+def _workflows_client(lab: Lab) -> Any:
+    from stagent_lab.client.workflows import WorkflowsClient
+
+    return WorkflowsClient(lab)
 
 
 def _items_frame(items: list[Any]) -> Any:

@@ -166,6 +166,7 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
 # called as ``function(lab, args)`` with the rest of the line split like a shell would. Each
 # handler parses its own options and raises OptionError with its usage on a mistake.
 FEATURE_COMMANDS: dict[str, str] = {
+    "workflows": "stagent_lab.workflows.magics:handle",
     "schedules": "stagent_lab.schedules.magics:handle",
     "budgets": "stagent_lab.usage.commands:handle",
 }

@@ -90,8 +90,15 @@ def default_features() -> list[Feature]:
     from stagent_lab.memory.feature import MemoryFeature
     from stagent_lab.schedules.feature import SchedulesFeature
     from stagent_lab.usage.feature import BudgetsFeature
+    from stagent_lab.workflows.feature import WorkflowsFeature
 
-    return [MemoryFeature(), HandoffsFeature(), SchedulesFeature(), BudgetsFeature()]
+    return [
+        MemoryFeature(),
+        HandoffsFeature(),
+        WorkflowsFeature(),
+        SchedulesFeature(),
+        BudgetsFeature(),
+    ]
 
 
 class WorkspaceService:

@@ -10,6 +10,7 @@ from stagent_lab.store import budgets as _budgets  # noqa: F401  (registers its 
 from stagent_lab.store import handoffs as _handoffs  # noqa: F401  (registers its migrations)
 from stagent_lab.store import memory as _memory  # noqa: F401  (registers its migrations)
 from stagent_lab.store import schedules as _schedules  # noqa: F401  (registers its migrations)
+from stagent_lab.store import workflows as _workflows  # noqa: F401  (registers its migrations)
 from stagent_lab.store.db import Store
 from stagent_lab.store.migrations import CORE, MigrationSet, register_set
 from stagent_lab.store.writer import EventWriter
