@@ -38,7 +38,7 @@ from stagent_lab.workflows.definition import (
 )
 from stagent_lab.workflows.orchestrator import Orchestrator
 from stagent_lab.workflows.reads import Reads
-from stagent_lab.workflows.state import TERMINAL_RUN
+from stagent_lab.workflows.state import ACTIVE_STEP, TERMINAL_RUN
 from stagent_lab.workflows.validation import validate_definition
 
 if TYPE_CHECKING:
@@ -82,6 +82,13 @@ class WorkflowsFeature:
         ),
     )  # fmt: skip
 
+    def _keep_alive(self) -> str | None:
+        """A run that is working, waiting on a checkpoint or sleeping through a delay keeps the
+        service up (a delay must wake on time with no client connected)."""
+        # list() copies in one step under the GIL; the engine thread owns the dict
+        live = [r for r in list(self.orch.runs.values()) if r.status in ACTIVE_STEP]
+        return f"{len(live)} active workflow run(s)" if live else None
+
     def attach(self, service: WorkspaceService) -> None:
         self.service = service
         self.orch = orch = Orchestrator(service)
@@ -95,6 +102,7 @@ class WorkflowsFeature:
         hooks.started.append(self.control.recover)
         hooks.stopping.append(self._stopping)
         service.add_monitor_section("workflow runs", self.reads.monitor_rows)
+        service.keep_alive.append(self._keep_alive)
         on = service.on
         on(wq.CreateWorkflow)(self._create)
         on(wq.UpdateWorkflow)(self._update)

@@ -56,6 +56,19 @@ def test_a_delay_keeps_the_previous_output_and_resumes_on_time(flab, clock, wait
     assert '## Output of the previous step, "Draft"\nDRAFT-42' in prompt
 
 
+def test_a_delayed_run_keeps_the_service_up_until_it_ends(flab, clock):
+    service = flab.workspace.service
+    assert not any("workflow" in r for r in service.live_work())
+    make(flab)
+    run = flab.workflows.run("post")
+    run.wait(30, until=["delayed"])
+    assert "1 active workflow run(s)" in service.live_work()  # no task runs, yet it must wake
+    clock.advance(timedelta(minutes=61))
+    run.wait(30)
+    assert run.status == "completed"
+    assert not any("workflow" in r for r in service.live_work())
+
+
 def test_resume_ends_a_delay_at_once(flab, wait_until):
     make(flab)
     run = flab.workflows.run("post")
