@@ -633,12 +633,14 @@ def _service_info(args):
 def cmd_server_status(args, console: Console) -> int:
     import httpx
 
+    from stagent_lab.service.connection import uds_transport
+
     home, info = _service_info(args)
     if info is None:
         console.print(f"no workspace service runs for {home}")
         return 1
     try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=info.socket)) as http:
+        with httpx.Client(transport=uds_transport(info.socket)) as http:
             resp = http.get(
                 "http://stagent/v1/info",
                 headers={"authorization": f"Bearer {info.token}"},
@@ -672,11 +674,13 @@ def cmd_server_status(args, console: Console) -> int:
 def cmd_server_stop(args, console: Console) -> int:
     import httpx
 
+    from stagent_lab.service.connection import uds_transport
+
     home, info = _service_info(args)
     if info is None:
         console.print(f"no workspace service runs for {home}")
         return 0
-    with httpx.Client(transport=httpx.HTTPTransport(uds=info.socket)) as http:
+    with httpx.Client(transport=uds_transport(info.socket)) as http:
         resp = http.post(
             "http://stagent/v1/shutdown",
             headers={"authorization": f"Bearer {info.token}"},

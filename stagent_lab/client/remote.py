@@ -87,10 +87,26 @@ class RemoteWorkspace:
 
     # ---- connection ------------------------------------------------------------------
 
+    def connected(self) -> bool:
+        """Whether the service this client talks to is still there (no request sent: the
+        connection file names the same live process). Widgets poll it to grey out."""
+        return self.connection_error is None
+
+    @property
+    def connection_error(self) -> str | None:
+        if self._closed:
+            return "this Lab is closed"
+        info = conn.read_connection(self._home)
+        if info is None or not conn.pid_alive(self.info.pid):
+            return f"the service (pid {self.info.pid}) has stopped"
+        if info.pid != self.info.pid:
+            return f"the service was replaced (pid {self.info.pid} → {info.pid})"
+        return None
+
     def _connect(self, info: conn.ConnectionInfo) -> None:
         self.info = info
         self._http = httpx.Client(
-            transport=httpx.HTTPTransport(uds=info.socket),
+            transport=conn.uds_transport(info.socket),
             base_url="http://stagent",
             headers={"authorization": f"Bearer {info.token}", "x-stagent-client": self._identity},
             timeout=httpx.Timeout(600.0, connect=5.0),
@@ -323,7 +339,7 @@ def _refuse_callables(request: Request) -> None:
 def _ping(info: conn.ConnectionInfo, timeout: float = 3.0) -> dict[str, Any] | None:
     try:
         with httpx.Client(
-            transport=httpx.HTTPTransport(uds=info.socket), base_url="http://stagent"
+            transport=conn.uds_transport(info.socket), base_url="http://stagent"
         ) as http:
             resp = http.get(
                 "/v1/info",
@@ -375,7 +391,7 @@ def _replace_other_version(home: Path, info: conn.ConnectionInfo, status: dict[s
             f"{', clients: ' + ', '.join(clients) if clients else ''}), so it was left running: "
             f"finish that work, then run `stagent-lab --home {home} server stop`"
         )
-    transport = httpx.HTTPTransport(uds=info.socket)
+    transport = conn.uds_transport(info.socket)
     with (
         httpx.Client(transport=transport, base_url="http://stagent") as h,
         contextlib.suppress(httpx.HTTPError),

@@ -151,3 +151,41 @@ def read_start_error(home: Path) -> dict[str, Any] | None:
 def clear_start_error(home: Path) -> None:
     with contextlib.suppress(OSError):
         (home / SERVICE_DIR / START_ERROR_FILE).unlink()
+
+
+def uds_transport(socket_path: str) -> Any:
+    """An httpx transport over the service's Unix socket.
+
+    httpcore (1.0.x) leaves the socket of a refused Unix-socket connect to the garbage collector,
+    which shows as a ResourceWarning whenever a client reaches a service that has just died. This
+    transport's backend closes it. The override uses httpcore's stream class, pinned by uv.lock;
+    tests/service/test_service_process.py::test_a_refused_connect_leaves_no_socket_behind proves
+    it still holds after an upgrade.
+    """
+    import socket
+
+    import httpcore
+    import httpx
+    from httpcore._backends.sync import SyncStream
+
+    class ClosingBackend(httpcore.SyncBackend):
+        def connect_unix_socket(  # type: ignore[override]
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> Any:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                for option in socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(timeout)
+                sock.connect(path)
+            except TimeoutError as exc:
+                sock.close()
+                raise httpcore.ConnectTimeout(str(exc)) from exc
+            except OSError as exc:
+                sock.close()
+                raise httpcore.ConnectError(str(exc)) from exc
+            return SyncStream(sock)
+
+    transport = httpx.HTTPTransport(uds=socket_path)
+    transport._pool._network_backend = ClosingBackend()
+    return transport

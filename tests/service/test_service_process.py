@@ -126,10 +126,15 @@ def test_a_killed_service_is_restarted_and_its_task_failed_resumable(home, profi
             time.sleep(0.1)
         committed = len(lab.logs(task=h.id))
         old = conn.read_connection(home)
+        assert lab.workspace.connected() and lab.workspace.connection_error is None
         os.kill(old.pid, signal.SIGKILL)
         assert _wait_gone(old.pid)
+        # what the widgets show before the next call: the service is gone, and which one
+        assert not lab.workspace.connected()
+        assert lab.workspace.connection_error == f"the service (pid {old.pid}) has stopped"
         with pytest.raises(ServiceError, match=r"stopped .*a new one .*has started"):
             lab.tasks()
+        assert lab.workspace.connected()
         new = conn.read_connection(home)
         assert new.pid != old.pid and conn.pid_alive(new.pid)
         view = h.view()
@@ -312,3 +317,25 @@ def test_a_client_of_another_version_replaces_an_idle_service(home, profiles_dir
         assert new.pid != old.pid
         assert _wait_gone(old.pid)
         assert lab.tasks().empty
+
+
+def test_a_refused_connect_leaves_no_socket_behind(tmp_path):
+    """A client that reaches a dead service's socket gets ConnectError and leaks nothing (the
+    stock httpcore backend leaves that socket to the garbage collector)."""
+    import gc
+    import socket
+    import warnings
+
+    path = str(tmp_path / "dead.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.close()  # the file stays, nobody listens: connection refused, as after SIGKILL
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for target in (path, str(tmp_path / "missing.sock")):
+            with httpx.Client(transport=conn.uds_transport(target), base_url="http://x") as http:
+                with pytest.raises(httpx.ConnectError):
+                    http.get("/v1/info")
+        gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
