@@ -333,9 +333,12 @@ def test_a_refused_connect_leaves_no_socket_behind(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for target in (path, str(tmp_path / "missing.sock")):
-            with httpx.Client(transport=conn.uds_transport(target), base_url="http://x") as http:
-                with pytest.raises(httpx.ConnectError):
-                    http.get("/v1/info")
+            transport = conn.uds_transport(target)
+            with (
+                httpx.Client(transport=transport, base_url="http://x") as http,
+                pytest.raises(httpx.ConnectError),
+            ):
+                http.get("/v1/info")
         gc.collect()
     leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
