@@ -16,6 +16,8 @@
     ├── ResumeLimitError              a task was resumed too many times
     ├── InboxError                    unknown inbox item or a decision that does not fit it
     ├── HandoffError                  a handoff was refused (machine-readable ``reason``)
+    ├── ChannelConfigError            a channel's configuration is invalid (lists every problem)
+    ├── ChannelError                  a channel operation failed (unknown channel, delivery …)
     └── LimitExceeded                 max turns or budget reached during a run
 
 Vendor SDK exceptions never cross an adapter boundary; adapters translate them into
@@ -133,3 +135,11 @@ class HandoffError(StagentError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ChannelConfigError(StagentError, ValueError):
+    """A channel configuration is invalid; the message lists every problem with its path."""
+
+
+class ChannelError(StagentError):
+    """A channel operation cannot be done (unknown channel or delivery, a failed test …)."""
