@@ -77,6 +77,7 @@ class Lab:
         self.memory = _memory_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
+        self.channels = _channels_client(self)
         with _open_lock:
             _open_labs.add(self)
 
@@ -471,6 +472,12 @@ def _memory_client(lab: Lab) -> Any:
     from stagent_lab.client.memory import MemoryClient
 
     return MemoryClient(lab)
+
+
+def _channels_client(lab: Lab) -> Any:
+    from stagent_lab.client.channels import ChannelsClient
+
+    return ChannelsClient(lab)
 
 
 def _items_frame(items: list[Any]) -> Any:
