@@ -45,6 +45,7 @@ class SlackFake(JsonApiFake):
         self.bot_user = bot_user
         self.bot_id = bot_id
         self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.posted: list[dict[str, Any]] = []
         self._seq = 0
         self._state = threading.Lock()
 
@@ -81,14 +82,9 @@ class SlackFake(JsonApiFake):
                 m["reply_count"] = m.get("reply_count", 0) + 1
 
     def bot_posts(self, channel: str | None = None) -> list[dict[str, Any]]:
-        """What the bot posted (chat.postMessage bodies, in order)."""
-        return [
-            r.body
-            for r in self.requests_to("/api/chat.postMessage")
-            if isinstance(r.body, dict)
-            and (channel is None or r.body.get("channel") == channel)
-            and r.headers.get("authorization") == f"Bearer {self.token}"
-        ]
+        """What the bot posted successfully (chat.postMessage parameters, in order)."""
+        with self._state:
+            return [p for p in self.posted if channel is None or p.get("channel") == channel]
 
     def thread(self, channel: str, root: str) -> list[dict[str, Any]]:
         with self._state:
@@ -131,6 +127,7 @@ class SlackFake(JsonApiFake):
                 msg["thread_ts"] = str(p["thread_ts"])
             self.messages.setdefault(channel, []).append(msg)
             self._bump(channel, msg.get("thread_ts"))
+            self.posted.append(dict(p))
         return {"ok": True, "channel": channel, "ts": ts, "message": dict(msg)}
 
     def _window(self, msgs: list[dict[str, Any]], p: dict[str, Any]) -> list[dict[str, Any]]:
