@@ -90,6 +90,7 @@ class ChannelsFeature:
         self._identity: dict[str, dict[str, Any]] = {}
         self._pollers: dict[str, Any] = {}
         self._unsubscribe: Any = None
+        self._tasks: set[Any] = set()
         self.client: Any = None
         self.active = False
         self.outbox = Outbox(self)
@@ -128,6 +129,14 @@ class ChannelsFeature:
         if isinstance(value, list | tuple):
             return [self.clean_tree(v) for v in value]
         return value
+
+    def spawn(self, coro: Any) -> Any:
+        """A coroutine on the engine loop, cancelled and awaited when the workspace closes
+        (so no HTTP call is left half-done with its connection open)."""
+        task = self.service.spawn(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def log(self, ch: Channel, event: str, **payload: Any) -> None:
         self.service.log_subject("channel", ch.id, event, **payload)
@@ -275,7 +284,7 @@ class ChannelsFeature:
             except (MissingSecret, transports.TransportError) as exc:
                 self.note_error(ch, self.clean(f"answerCallbackQuery: {exc}"))
 
-        self.service.spawn(answer())
+        self.spawn(answer())
 
     # ---- wiring ------------------------------------------------------------------------
 
@@ -326,6 +335,11 @@ class ChannelsFeature:
         for cid in list(self._pollers):
             self._stop_inbound(cid)
         self.outbox.stop()
+        pending = [t for t in self._tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
         if self.endpoints is not None:
             await asyncio.to_thread(self.endpoints.stop)
         if self.client is not None:
@@ -344,7 +358,7 @@ class ChannelsFeature:
         elif ch.type == "telegram" and ch.inbound == "poll":
             poller = TelegramPoller(self, ch.id)
         elif ch.type in ("slack", "telegram") and ch.inbound != "off":
-            self.service.spawn(self._identify(ch))
+            self.spawn(self._identify(ch))
         if poller is not None:
             self._pollers[ch.id] = poller
             poller.start()
@@ -465,7 +479,7 @@ class ChannelsFeature:
         if registered and ch.type == "telegram" and ch.inbound == "webhook" and self.active:
             from stagent_lab.channels.telegram_inbound import set_webhook
 
-            self.service.spawn(set_webhook(self, ch))
+            self.spawn(set_webhook(self, ch))
 
     def enable(self, ch: Channel, enabled: bool) -> Channel:
         if enabled:

@@ -57,7 +57,6 @@ class Outbox:
         self._next_ok: dict[str, datetime] = {}
         self._pace: dict[str, Any] = {}
         self._timers: dict[str, Any] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
 
     # ---- queueing ------------------------------------------------------------------------
@@ -75,9 +74,7 @@ class Outbox:
         if self.closed or channel_id in self._busy or not self._queues.get(channel_id):
             return
         self._busy.add(channel_id)
-        task = self.f.service.spawn(self._run(channel_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.f.spawn(self._run(channel_id))
 
     async def _run(self, channel_id: str) -> None:
         try:
@@ -120,8 +117,6 @@ class Outbox:
         self.closed = True
         for timer in [*self._timers.values(), *self._pace.values()]:
             timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
 
     # ---- one attempt ---------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ class SlackPoller:
     def _fire(self) -> None:
         if self.stopped or (self._task is not None and not self._task.done()):
             return
-        self._task = self.f.service.spawn(self.tick())
+        self._task = self.f.spawn(self.tick())
 
     async def tick(self) -> None:
         ch = self.f.channel(self.channel_id)

@@ -95,7 +95,7 @@ class TelegramPoller:
         self.backoff = 1.0
 
     def start(self) -> None:
-        self._task = self.f.service.spawn(self.run())
+        self._task = self.f.spawn(self.run())
 
     def stop(self) -> None:
         self.stopped = True

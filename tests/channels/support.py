@@ -36,7 +36,7 @@ class ChannelScripted(ScriptedRuntime):
             yield event
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     """Poll for an effect (never to reach a time): True as soon as ``predicate()`` is."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -87,8 +87,13 @@ class SlackFake(JsonApiFake):
             return [p for p in self.posted if channel is None or p.get("channel") == channel]
 
     def thread(self, channel: str, root: str) -> list[dict[str, Any]]:
+        """The replies in a thread (the root excluded), oldest first."""
         with self._state:
-            return [m for m in self.messages.get(channel, []) if m.get("thread_ts") == root]
+            return [
+                m
+                for m in self.messages.get(channel, [])
+                if m.get("thread_ts") == root and m["ts"] != root
+            ]
 
     # ---- the API -------------------------------------------------------------------------
 
