@@ -68,8 +68,15 @@ class _TokenFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(_strip_bot_token(str(a)) for a in record.args)
+            record.args = tuple(_scrub(a) for a in record.args)
         return True
+
+
+def _scrub(arg: Any) -> Any:
+    """Only text and URLs are rewritten: numbers stay numbers for ``%d``."""
+    if isinstance(arg, str | httpx.URL):
+        return _strip_bot_token(str(arg))
+    return arg
 
 
 def _strip_bot_token(text: str) -> str:
