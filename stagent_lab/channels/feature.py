@@ -91,6 +91,7 @@ class ChannelsFeature:
         self._pollers: dict[str, Any] = {}
         self._unsubscribe: Any = None
         self._tasks: set[Any] = set()
+        self._closing = False
         self.client: Any = None
         self.active = False
         self.outbox = Outbox(self)
@@ -132,7 +133,10 @@ class ChannelsFeature:
 
     def spawn(self, coro: Any) -> Any:
         """A coroutine on the engine loop, cancelled and awaited when the workspace closes
-        (so no HTTP call is left half-done with its connection open)."""
+        (so no HTTP call is left half-done with its connection open). None once closing."""
+        if self._closing:
+            coro.close()
+            return None
         task = self.service.spawn(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -330,6 +334,7 @@ class ChannelsFeature:
         import asyncio
 
         self.active = False
+        self._closing = True
         if self._unsubscribe is not None:
             self._unsubscribe()
         for cid in list(self._pollers):
