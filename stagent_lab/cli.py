@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # Features add their own subcommands: each module has ``add_commands(subparsers)``, whose
 # commands set ``func(args, console) -> int`` like the ones below.
-FEATURE_CLI_MODULES: tuple[str, ...] = ()
+FEATURE_CLI_MODULES: tuple[str, ...] = ("stagent_lab.channels.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -165,7 +165,7 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
 # Features' own command families (``%stagent workflows run WF``): name → "module:function",
 # called as ``function(lab, args)`` with the rest of the line split like a shell would. Each
 # handler parses its own options and raises OptionError with its usage on a mistake.
-FEATURE_COMMANDS: dict[str, str] = {}
+FEATURE_COMMANDS: dict[str, str] = {"channels": "stagent_lab.channels.magics:handle"}
 
 
 @dataclass(frozen=True)
