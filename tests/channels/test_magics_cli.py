@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from stagent_lab import Lab
+from stagent_lab.api.requests import MonitorSnapshot
 from stagent_lab.notebook import set_lab
 from tests.channels.support import add_hook, submit, wait_until
 from tests.fakes.base import http_error
@@ -46,6 +47,10 @@ def test_channels_magic_lists_health_deliveries_and_acts(shell, clab, clock, hoo
     assert wait_until(lambda: not line(shell, "channels deliveries --dead").empty)
     dead = line(shell, "channels deliveries --dead")
     assert dead["status"].tolist() == ["dead"]
+    panel = clab._req(MonitorSnapshot)["sections"]["channels"]
+    assert [(r["channel"], r["status"], r["dead"], r["sent"]) for r in panel] == [
+        ("hook", "active", 1, 0)
+    ]
     again = line(shell, f"channels redeliver {dead['id'].iloc[0][:8]}")
     assert again == {"delivery_id": dead["id"].iloc[0], "status": "pending"}
     assert wait_until(lambda: line(shell, "channels deliveries --status sent").shape[0] == 1)
