@@ -33,6 +33,7 @@ def test_public_names_are_listed():
         "handoffs",
         "notebook",
         "analytics",
+        "channels",
     }
     assert public - modules - {"annotations"} <= set(stagent_lab.__all__)
 
