@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stagent_lab.channels")
 MIN_WEBHOOK_SECRET = 32
+GRACE_S = 1.0  # on close, how long HTTP calls in flight may finish before they are cancelled
 
 
 def _check_bind(value: Any) -> None:
@@ -337,10 +338,13 @@ class ChannelsFeature:
         self._closing = True
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for cid in list(self._pollers):
-            self._stop_inbound(cid)
+        for poller in self._pollers.values():
+            poller.stop(cancel=False)
+        self._pollers.clear()
         self.outbox.stop()
         pending = [t for t in self._tasks if not t.done()]
+        if pending:  # calls in flight may finish (up to 1 s), the rest are cancelled
+            _done, pending = await asyncio.wait(pending, timeout=GRACE_S)
         for task in pending:
             task.cancel()
         if pending:

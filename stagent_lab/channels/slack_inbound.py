@@ -78,11 +78,13 @@ class SlackPoller:
     def start(self) -> None:
         self._schedule(0)
 
-    def stop(self) -> None:
+    def stop(self, cancel: bool = True) -> None:
+        """Stop polling; ``cancel=False`` lets a call in flight finish (the workspace closing
+        waits for it briefly, so no connection is cut half-way)."""
         self.stopped = True
         if self._timer is not None:
             self._timer.cancel()
-        if self._task is not None:
+        if cancel and self._task is not None:
             self._task.cancel()
 
     def _schedule(self, delay: float) -> None:

@@ -97,11 +97,13 @@ class TelegramPoller:
     def start(self) -> None:
         self._task = self.f.spawn(self.run())
 
-    def stop(self) -> None:
+    def stop(self, cancel: bool = True) -> None:
+        """Stop polling; ``cancel=False`` lets a call in flight finish (the workspace closing
+        waits for it briefly, so no connection is cut half-way)."""
         self.stopped = True
         if self._timer is not None:
             self._timer.cancel()
-        if self._task is not None:
+        if cancel and self._task is not None:
             self._task.cancel()
 
     async def _sleep(self, seconds: float) -> None:
