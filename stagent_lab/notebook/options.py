@@ -165,7 +165,11 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
 # Features' own command families (``%stagent workflows run WF``): name → "module:function",
 # called as ``function(lab, args)`` with the rest of the line split like a shell would. Each
 # handler parses its own options and raises OptionError with its usage on a mistake.
-FEATURE_COMMANDS: dict[str, str] = {"channels": "stagent_lab.channels.magics:handle"}
+FEATURE_COMMANDS: dict[str, str] = {
+    "schedules": "stagent_lab.schedules.magics:handle",
+    "budgets": "stagent_lab.usage.commands:handle",
+    "channels": "stagent_lab.channels.magics:handle",
+}
 
 
 @dataclass(frozen=True)

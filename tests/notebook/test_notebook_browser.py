@@ -87,12 +87,15 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(tmp: Path):
-    """A JupyterLab server on loopback with every Jupyter and stagent folder under ``tmp``."""
+def jupyter_lab(tmp: Path, notebook=None):
+    """A JupyterLab server on loopback with every Jupyter and stagent folder under ``tmp``,
+    opened on the quickstart plus EXTRA_CELLS (or on ``notebook``)."""
     root = tmp / "notebooks"
     root.mkdir()
-    nb = nbformat.read(ROOT / "notebooks" / "01_quickstart.ipynb", as_version=4)
-    nb.cells.extend(nbformat.v4.new_code_cell(src) for src in EXTRA_CELLS)
+    nb = notebook
+    if nb is None:
+        nb = nbformat.read(ROOT / "notebooks" / "01_quickstart.ipynb", as_version=4)
+        nb.cells.extend(nbformat.v4.new_code_cell(src) for src in EXTRA_CELLS)
     nbformat.write(nb, root / "01_quickstart.ipynb")
     app_settings = tmp / "app-settings"
     app_settings.mkdir()
@@ -252,7 +255,7 @@ def _scenario(page, url, expect):
     item.get_by_role("button", name="Allow", exact=True).click()
     expect(inbox.locator(".stg-approval")).to_have_count(0)
     expect(inbox.locator(".stg-count")).to_have_text("0 pending")
-    expect(inbox.locator(".stg-recent tbody tr").first).to_contain_text("(notebook)")
+    expect(inbox.locator(".stg-recent tbody tr").first).to_contain_text("notebook:")
     expect(card_of(second)).to_have_attribute("data-status", "completed")
 
     # The monitor and the profiles view render from their state too.

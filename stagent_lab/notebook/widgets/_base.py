@@ -10,7 +10,6 @@ the hub, whose thread is the only one that writes this widget's state.
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,10 @@ def bundle(name: str) -> str:
 
 
 def operator_name() -> str:
-    return f"{os.environ.get('USER') or 'operator'} (notebook)"
+    """``notebook:<kernel id>``: who decided, as recorded in ``decided_by``."""
+    from stagent_lab.client.remote import client_identity
+
+    return client_identity()
 
 
 def _frontend_choice(_data: Any, default: str | None) -> str | None:
