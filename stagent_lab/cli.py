@@ -57,6 +57,7 @@ FEATURE_CLI_MODULES: tuple[str, ...] = (
     "stagent_lab.workflows.cli",
     "stagent_lab.schedules.cli",
     "stagent_lab.usage.commands",
+    "stagent_lab.channels.cli",
 )
 
 

@@ -23,6 +23,8 @@
     ├── IntervalError                 a schedule's ``when`` text does not parse (gives examples)
     ├── ScheduleError                 a schedule or heartbeat definition or operation is refused
     ├── BudgetError                   a spend cap definition or operation is refused
+    ├── ChannelConfigError            a channel's configuration is invalid (lists every problem)
+    ├── ChannelError                  a channel operation failed (unknown channel, delivery …)
     └── LimitExceeded                 max turns or budget reached during a run
 
 Vendor SDK exceptions never cross an adapter boundary; adapters translate them into
@@ -190,3 +192,11 @@ class ScheduleError(StagentError):
 
 class BudgetError(StagentError):
     """A spend cap definition, or an operation on one, is refused."""
+
+
+class ChannelConfigError(StagentError, ValueError):
+    """A channel configuration is invalid; the message lists every problem with its path."""
+
+
+class ChannelError(StagentError):
+    """A channel operation cannot be done (unknown channel or delivery, a failed test …)."""

@@ -35,6 +35,7 @@ def test_public_names_are_listed():
         "workflows",
         "notebook",
         "analytics",
+        "channels",
     }
     assert public - modules - {"annotations"} <= set(stagent_lab.__all__)
 

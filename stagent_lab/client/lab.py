@@ -90,6 +90,7 @@ class Lab:
         self.workflows = _workflows_client(self)
         self.schedules = SchedulesClient(self)
         self.budgets = BudgetsClient(self)
+        self.channels = _channels_client(self)
         with _open_lock:
             _open_labs.add(self)
 
@@ -490,6 +491,12 @@ def _workflows_client(lab: Lab) -> Any:
     from stagent_lab.client.workflows import WorkflowsClient
 
     return WorkflowsClient(lab)
+
+
+def _channels_client(lab: Lab) -> Any:
+    from stagent_lab.client.channels import ChannelsClient
+
+    return ChannelsClient(lab)
 
 
 def _items_frame(items: list[Any]) -> Any:

@@ -169,6 +169,7 @@ FEATURE_COMMANDS: dict[str, str] = {
     "workflows": "stagent_lab.workflows.magics:handle",
     "schedules": "stagent_lab.schedules.magics:handle",
     "budgets": "stagent_lab.usage.commands:handle",
+    "channels": "stagent_lab.channels.magics:handle",
 }
 
 

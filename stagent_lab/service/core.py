@@ -86,6 +86,7 @@ class Feature(Protocol):
 
 
 def default_features() -> list[Feature]:
+    from stagent_lab.channels.feature import ChannelsFeature
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
     from stagent_lab.schedules.feature import SchedulesFeature
@@ -98,6 +99,7 @@ def default_features() -> list[Feature]:
         WorkflowsFeature(),
         SchedulesFeature(),
         BudgetsFeature(),
+        ChannelsFeature(),
     ]
 
 
