@@ -133,6 +133,7 @@ class WorkspaceService:
                 default_profile_dirs(self.home, [Path(p) for p in profile_dirs])
             )
             self.catalog = RuntimeCatalog(runtime_options)
+            self.catalog.default_runtime = lambda: self.settings.value("runtimes.default")
             self.tools = builtin_registry()
             self.redact = Redactor(_option_keys(runtime_options))
             self.engine = Engine(
@@ -419,6 +420,8 @@ class WorkspaceService:
             load_script(r.script)  # a bad script fails here, not in the run
             runtime = "scripted"
             options["script"] = r.script
+        # Explicit → profile → ``runtimes.default`` → first usable; never a silent offline run:
+        # with nothing usable this raises one line saying how to set a runtime up.
         with self._lock:
             rid, route_notes = self.catalog.resolve(runtime, prof)
         notes += route_notes
