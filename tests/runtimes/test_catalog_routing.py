@@ -88,7 +88,7 @@ def test_workspace_default_comes_after_the_profiles_preference(tmp_path, profile
 
 
 def test_workspace_default_setting_is_checked(lab, profiles_dir, project):
-    with pytest.raises(SettingError, match="runtimes.default"):
+    with pytest.raises(SettingError, match=r"runtimes\.default"):
         lab.set_setting("runtimes.default", "no spaces allowed")
     write_profile(profiles_dir, "router", PROFILE)
     lab.set_setting("runtimes.default", "warp")  # not a runtime: noted, then routing goes on
