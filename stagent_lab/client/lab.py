@@ -75,6 +75,7 @@ class Lab:
         self._closed = False
         self._lock = threading.Lock()
         self.memory = _memory_client(self)
+        self.chat = _chat_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
         with _open_lock:
@@ -471,6 +472,12 @@ def _memory_client(lab: Lab) -> Any:
     from stagent_lab.client.memory import MemoryClient
 
     return MemoryClient(lab)
+
+
+def _chat_client(lab: Lab) -> Any:
+    from stagent_lab.client.chat import ChatClient
+
+    return ChatClient(lab)
 
 
 def _items_frame(items: list[Any]) -> Any:

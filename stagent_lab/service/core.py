@@ -86,10 +86,11 @@ class Feature(Protocol):
 
 
 def default_features() -> list[Feature]:
+    from stagent_lab.chat.feature import ChatFeature
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
 
-    return [MemoryFeature(), HandoffsFeature()]
+    return [MemoryFeature(), HandoffsFeature(), ChatFeature()]
 
 
 class WorkspaceService:
