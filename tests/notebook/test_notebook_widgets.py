@@ -330,7 +330,7 @@ def test_widget_comms_keep_the_subshell_the_front_end_chose():
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.parametrize("name", ["task_card", "inbox", "monitor", "profiles"])
+@pytest.mark.parametrize("name", ["task_card", "inbox", "monitor", "profiles", "memory", "chat"])
 def test_widget_modules_are_valid_javascript(tmp_path, name):
     from stagent_lab.notebook.widgets._base import bundle
 
