@@ -62,8 +62,9 @@ def test_subcommands_and_options(shell):
 
 
 def test_notebook_variables_for_script_and_name(shell):
-    shell.user_ns.update(plan_a=[{"say": "x"}], plan_b=lambda p, q: [], number=3)
-    assert complete(shell, "%%stagent --script plan") == ["plan_a", "plan_b"]
+    # (one InteractiveShell serves every test, so other tests' variables may be there too)
+    shell.user_ns.update(cplan_a=[{"say": "x"}], cplan_b=lambda p, q: [], number=3)
+    assert complete(shell, "%%stagent --script cplan") == ["cplan_a", "cplan_b"]
     assert complete(shell, "%%stagent --script num") == []  # a number is not a script
 
 

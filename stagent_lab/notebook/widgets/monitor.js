@@ -1,8 +1,53 @@
-// The monitor: headline numbers, active agents and a live log filterable by task, profile and
-// event type. Filters live in the page only, so changing one costs no kernel round trip.
+// The monitor: headline numbers, active agents, a live log filterable by task, profile and
+// event type, and one titled table per feature panel (`sections`: budgets, schedules, workflow
+// runs, channels …). Filters live in the page only, so changing one costs no round trip.
+
+function sectionTitle(name) {
+  const text = String(name).replace(/[_-]+/g, " ").trim();
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function sectionCell(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+  if (Array.isArray(value)) return value.join(", ");
+  if (typeof value === "object") return Object.entries(value).map(([k, v]) => `${k}=${v}`).join(", ");
+  return String(value);
+}
+
+function sectionTable(name, rows) {
+  const columns = [];
+  for (const row of rows) for (const key of Object.keys(row)) if (!columns.includes(key)) columns.push(key);
+  const body = rows.length
+    ? h(
+        "div",
+        { class: "stg-table-wrap" },
+        h(
+          "table",
+          { class: "stg-table", "aria-label": sectionTitle(name) },
+          h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", { text: c.replace(/_/g, " ") })))),
+          h(
+            "tbody",
+            {},
+            ...rows.map((row) =>
+              h(
+                "tr",
+                {},
+                ...columns.map((c) =>
+                  h("td", { class: typeof row[c] === "number" ? "stg-num" : "", text: sectionCell(row[c]) }),
+                ),
+              ),
+            ),
+          ),
+        ),
+      )
+    : h("p", { class: "stg-muted stg-empty", text: "Nothing here yet." });
+  return h("section", { class: "stg-section", "data-section": name }, h("h4", { text: sectionTitle(name) }), body);
+}
 
 export default {
   render({ model, el }) {
+    const banner = h("div", { class: "stg-banner", role: "alert", hidden: true });
     const tiles = h("div", { class: "stg-tiles" });
     const agentsBody = h("tbody");
     const agents = h(
