@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 ACTIVE = ("queued", "running", "waiting")
 # Events after which the set of pending inbox items may have changed.
 INBOX_EVENTS = frozenset({"inbox", "tool_decision", "answer", "status"})
+STATUS_LAG_ROUNDS = 20  # hub rounds (~100 ms each) a status event waits for the snapshot
 
 
 # ---- task card ----------------------------------------------------------------------------
@@ -54,6 +55,9 @@ class CardState:
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
     streaming: str = ""
     last_seq: int = 0
+    # The status the latest status event announced, until the engine's snapshot agrees (the
+    # event goes out a moment before the snapshot moves): (status, rounds left to wait).
+    event_status: tuple[str, int] | None = None
     last_request: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, events: Iterable[dict[str, Any]]) -> set[str]:
@@ -89,6 +93,8 @@ class CardState:
                 changed.add("tokens")
             elif kind == "status":
                 self._status(data, epoch_ms(ev.get("ts")))
+                if isinstance(data.get("to"), str):
+                    self.event_status = (data["to"], STATUS_LAG_ROUNDS)
                 changed.add("info")
             if kind in INBOX_EVENTS:
                 changed.add("inbox")
@@ -112,6 +118,25 @@ class CardState:
             self.info["finished_ms"] = ts
             if new in ("failed", "paused") and data.get("reason"):
                 self.info["failure_reason"] = data["reason"]
+
+
+def overlay_live(state: CardState, live: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``live`` (the engine's snapshot) unless it still lags the latest status event.
+
+    Returns the info to show and whether to look again next round. The snapshot moves right
+    after the event is published, so a round that reads it in between would otherwise show
+    the old status until the next event (a card saying "running" beside its approval).
+    """
+    pending = state.event_status
+    if pending is None or live.get("status") == pending[0]:
+        state.event_status = None
+        return live, False
+    status, rounds = pending
+    if rounds <= 0:  # the snapshot never agreed: it is the authority
+        state.event_status = None
+        return live, False
+    state.event_status = (status, rounds - 1)
+    return {**live, "status": status}, True
 
 
 def _header(info: dict[str, Any]) -> dict[str, Any]:

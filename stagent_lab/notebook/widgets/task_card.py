@@ -117,6 +117,7 @@ class TaskCard(LiveWidget):
         state.info = dict(snap["info"])
         state.apply(snap["events"])
         state.info = dict(snap["info"])  # the store row beats what the replay derived
+        state.event_status = None
         state.tokens = dict(snap["tokens"])
         state.log.dropped += snap["dropped"]
         state.log.take_changes()
@@ -125,11 +126,13 @@ class TaskCard(LiveWidget):
     def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
         state = self._state
         changed = state.apply(events)
-        if poked or changed & {"info", "tokens", "log"}:
+        if poked or changed & {"info", "tokens", "log"} or state.event_status is not None:
             if poked:  # the first round, and after every action: the store's full row
                 row = self._hub.read(views.task_info, self.lab, state.task_id)
                 state.info = {**state.info, **row}
-            state.info = views.refresh_live(self.lab, state.info)
+            state.info, again = views.overlay_live(state, views.refresh_live(self.lab, state.info))
+            if again:
+                self._hub.poke(self)
             if state.info != self.info:
                 self.info = dict(state.info)
             if state.info.get("result") != self._result_source:
