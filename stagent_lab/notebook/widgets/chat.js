@@ -11,8 +11,10 @@ function withMentions(text) {
   let last = 0;
   for (const m of text.matchAll(MENTION_RE)) {
     if (m.index > last) out.push(text.slice(last, m.index));
-    out.push(h("span", { class: `stg-mention stg-mention-${m[1]}`, text: m[0] }));
-    last = m.index + m[0].length;
+    // As the kernel reads it: sentence punctuation after an unquoted name is not part of it.
+    const mention = m[2].startsWith('"') ? m[0] : m[0].replace(/[.:!?]+$/, "");
+    out.push(h("span", { class: `stg-mention stg-mention-${m[1]}`, text: mention }));
+    last = m.index + mention.length;
   }
   if (last < text.length) out.push(text.slice(last));
   return out;
