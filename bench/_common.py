@@ -225,12 +225,16 @@ def scratch_dir(prefix: str = "stagent-bench-") -> Iterator[Path]:
 
 @contextlib.contextmanager
 def bench_lab(root: Path, **lab_kwargs: Any) -> Iterator[Lab]:
-    """A Lab in ``root/ws`` with the benchmark profiles; closed on exit."""
+    """A Lab in ``root/ws`` with the benchmark profiles; closed on exit.
+
+    In-process unless ``in_process=False`` is passed: the engine benchmarks measure the engine;
+    bench_service.py measures the service transport against it."""
     from stagent_lab import Lab
 
     profiles = root / "profiles"
     write_profile(profiles, "bench", BENCH_PROFILE)
     write_profile(profiles, "bench-guarded", GUARDED_PROFILE)
+    lab_kwargs.setdefault("in_process", True)
     lab = Lab(home=root / "ws", profile_dirs=[profiles], **lab_kwargs)
     try:
         yield lab

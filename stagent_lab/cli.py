@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
 # Features add their own subcommands: each module has ``add_commands(subparsers)``, whose
 # commands set ``func(args, console) -> int`` like the ones below.
-FEATURE_CLI_MODULES: tuple[str, ...] = ()
+FEATURE_CLI_MODULES: tuple[str, ...] = (
+    "stagent_lab.schedules.cli",
+    "stagent_lab.usage.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,9 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("logs", help="print a task's log")
     lg.add_argument("task_id")
     lg.set_defaults(func=cmd_logs)
-    sq = sub.add_parser("sql", help="run SQL against the workspace")
+    sq = sub.add_parser("sql", help="run read-only SQL against the workspace")
     sq.add_argument("query")
     sq.set_defaults(func=cmd_sql)
+
+    sv = sub.add_parser("serve", help="run the workspace service in the foreground")
+    sv.add_argument("--tcp", help="also listen on loopback TCP, e.g. 127.0.0.1:8777 (token needed)")
+    sv.add_argument(
+        "--idle-timeout",
+        type=float,
+        help="stop after this many seconds with no client and no live work "
+        "(default: the service.idle_timeout_s setting)",
+    )
+    sv.set_defaults(func=cmd_serve)
+    srv = sub.add_parser("server", help="status or stop of the workspace service")
+    ssub = srv.add_subparsers(dest="server_cmd")
+    ssub.add_parser("status", help="pid, socket, version, clients, live work").set_defaults(
+        func=cmd_server_status
+    )
+    stop = ssub.add_parser("stop", help="stop the service (refused while tasks are active)")
+    stop.add_argument("--force", action="store_true", help="stop anyway: active tasks pause")
+    stop.set_defaults(func=cmd_server_stop)
+    srv.set_defaults(func=cmd_server_status)
     return p
 
 
@@ -478,7 +500,14 @@ def cmd_inbox_list(args, console: Console) -> int:
 
 def cmd_inbox_decide(args, console: Console) -> int:
     with open_lab(args) as lab:
-        out = lab.decide(args.item_id, args.decision, args.message, args.rule, scope=args.scope)
+        out = lab.decide(
+            args.item_id,
+            args.decision,
+            args.message,
+            args.rule,
+            scope=args.scope,
+            decided_by=f"cli:{os.environ.get('USER') or 'user'}",
+        )
         console.print(
             f"decided {out['item_id']}: {out['decision']}"
             + (f" (saved rule {out['rule']})" if out.get("rule") else "")
@@ -580,6 +609,89 @@ def cmd_logs(args, console: Console) -> int:
             line = describe_event({**row.to_dict(), "payload": json.dumps(row["payload"])})
             if line:
                 console.print(line)
+    return 0
+
+
+def cmd_serve(args, console: Console) -> int:
+    from stagent_lab.service.server import serve
+
+    return serve(args.home, tcp=args.tcp, idle_timeout=args.idle_timeout)
+
+
+def _service_info(args):
+    from stagent_lab.config import resolve_home
+    from stagent_lab.service import connection as conn
+
+    home = resolve_home(args.home)
+    info = conn.read_connection(home)
+    if info is None or not conn.pid_alive(info.pid):
+        return home, None
+    return home, info
+
+
+def cmd_server_status(args, console: Console) -> int:
+    import httpx
+
+    home, info = _service_info(args)
+    if info is None:
+        console.print(f"no workspace service runs for {home}")
+        return 1
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=info.socket)) as http:
+            resp = http.get(
+                "http://stagent/v1/info",
+                headers={"authorization": f"Bearer {info.token}"},
+                timeout=10,
+            )
+        data = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        console.print(f"[red]the service (pid {info.pid}) does not answer:[/] {exc}")
+        return 1
+    table = Table(title=f"Workspace service of {home}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    rows = {
+        "pid": str(info.pid),
+        "version": data.get("version", "?"),
+        "socket": info.socket,
+        "tcp": info.tcp or "-",
+        "uptime": f"{data.get('uptime_s', 0):.0f} s",
+        "clients": ", ".join(data.get("clients") or []) or "none",
+        "live work": "; ".join(data.get("live_work") or []) or "none",
+        "idle timeout": f"{data.get('idle_timeout_s', 0):g} s",
+        "store": "FAILING (see the log)" if data.get("store_failing") else "ok",
+        "log": str(home / ".service" / "service.log"),
+    }
+    for key, value in rows.items():
+        table.add_row(key, visible(value))
+    console.print(table)
+    return 0
+
+
+def cmd_server_stop(args, console: Console) -> int:
+    import httpx
+
+    home, info = _service_info(args)
+    if info is None:
+        console.print(f"no workspace service runs for {home}")
+        return 0
+    with httpx.Client(transport=httpx.HTTPTransport(uds=info.socket)) as http:
+        resp = http.post(
+            "http://stagent/v1/shutdown",
+            headers={"authorization": f"Bearer {info.token}"},
+            json={"force": bool(args.force)},
+            timeout=30,
+        )
+    data = resp.json()
+    if not data.get("stopped"):
+        console.print(f"[yellow]not stopped:[/] {data.get('reason')} (use --force to pause them)")
+        return 1
+    from stagent_lab.service import connection as conn
+
+    deadline = time.monotonic() + 30
+    while conn.pid_alive(info.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    console.print(f"stopped the workspace service (pid {info.pid})")
     return 0
 
 

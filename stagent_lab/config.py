@@ -233,6 +233,13 @@ register_settings(
             choices=("global", "profile", "project"),
         ),
         SettingSpec(
+            "profiles.dirs",
+            "json",
+            [],
+            "extra profile folders the workspace loads (clients add theirs with profile_dirs=)",
+            check=lambda v: _list_of_paths(v),
+        ),
+        SettingSpec(
             "service.idle_timeout_s",
             "float",
             60.0,
@@ -242,6 +249,11 @@ register_settings(
         ),
     ]
 )
+
+
+def _list_of_paths(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("must be a JSON list of folder paths")
 
 
 class Settings(Mapping[str, str]):

@@ -16,6 +16,9 @@
     ├── ResumeLimitError              a task was resumed too many times
     ├── InboxError                    unknown inbox item or a decision that does not fit it
     ├── HandoffError                  a handoff was refused (machine-readable ``reason``)
+    ├── IntervalError                 a schedule's ``when`` text does not parse (gives examples)
+    ├── ScheduleError                 a schedule or heartbeat definition or operation is refused
+    ├── BudgetError                   a spend cap definition or operation is refused
     └── LimitExceeded                 max turns or budget reached during a run
 
 Vendor SDK exceptions never cross an adapter boundary; adapters translate them into
@@ -133,3 +136,15 @@ class HandoffError(StagentError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class IntervalError(StagentError, ValueError):
+    """A schedule's ``when`` text (English phrase, shorthand or cron) does not parse."""
+
+
+class ScheduleError(StagentError):
+    """A schedule or heartbeat definition, or an operation on one, is refused."""
+
+
+class BudgetError(StagentError):
+    """A spend cap definition, or an operation on one, is refused."""

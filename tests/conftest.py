@@ -56,6 +56,11 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("STAGENT_HOME", raising=False)
+    # Unit tests run the engine in-process (fast, and a FakeClock can drive it); the tests of
+    # the workspace service (tests/service/) switch to it explicitly. Any service a test starts
+    # stops a few seconds after its last client leaves.
+    monkeypatch.setenv("STAGENT_TRANSPORT", "in-process")
+    monkeypatch.setenv("STAGENT_SERVICE_IDLE_TIMEOUT", "3")
     for var in (
         "ANTHROPIC_API_KEY",
         "OPENAI_API_KEY",

@@ -31,6 +31,7 @@ def test_public_names_are_listed():
         "usage",
         "memory",
         "handoffs",
+        "schedules",
         "notebook",
         "analytics",
     }

@@ -19,9 +19,13 @@ from typing import Any
 from stagent_lab.api import requests as rq
 from stagent_lab.api.requests import ArrowTable, build
 from stagent_lab.api.workspace import Workspace
+from stagent_lab.client.budgets import BudgetsClient
 from stagent_lab.client.handle import TaskHandle
+from stagent_lab.client.schedules import SchedulesClient
 from stagent_lab.client.tables import frame, parse_payloads
-from stagent_lab.errors import StagentError
+from stagent_lab.errors import StagentError, WorkspaceLockedError
+
+TRANSPORT_ENV = "STAGENT_TRANSPORT"  # "service" (default) or "in-process"
 
 _open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
 _open_lock = threading.Lock()
@@ -46,8 +50,14 @@ class Lab:
     ``profile_dirs`` (extra profile folders, highest precedence), ``max_concurrent`` (tasks
     running at once; the rest queue), ``runtime_options`` ({runtime_id: {option: value}}, e.g.
     base URLs for the vendor runtimes), ``in_process`` (run the engine inside this process
-    instead of the workspace service), ``clock`` (an ``engine.clock.FakeClock`` for tests;
-    in-process only).
+    instead of connecting to the workspace service; default: the ``STAGENT_TRANSPORT``
+    environment variable, else the service), ``clock`` (an ``engine.clock.FakeClock`` for
+    tests; implies in-process).
+
+    By default ``Lab()`` connects to the workspace's service and starts it when none runs: tasks
+    then outlive this process, and any number of notebooks, scripts and the CLI share the
+    workspace. With the service, ``max_concurrent`` sets the workspace's ``engine.max_concurrent``
+    setting.
     """
 
     def __init__(
@@ -78,6 +88,8 @@ class Lab:
         self.chat = _chat_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
+        self.schedules = SchedulesClient(self)
+        self.budgets = BudgetsClient(self)
         with _open_lock:
             _open_labs.add(self)
 
@@ -495,7 +507,24 @@ def _items_frame(items: list[Any]) -> Any:
 
 
 def _operator() -> str:
-    return os.environ.get("USER") or "operator"
+    from stagent_lab.client.remote import client_identity
+
+    return client_identity()
+
+
+def _explain_lock(exc: WorkspaceLockedError) -> WorkspaceLockedError:
+    """Say so when the holder is the workspace's own service (connect to it instead)."""
+    from stagent_lab.service.connection import read_connection
+
+    info = read_connection(Path(exc.path))
+    if info is not None and exc.pid == info.pid:
+        return WorkspaceLockedError(
+            exc.path,
+            exc.pid,
+            "it is this workspace's service: connect to it with Lab() (the default) instead of "
+            "Lab(in_process=True), or stop it with `stagent-lab server stop`",
+        )
+    return exc
 
 
 def _open_workspace(
@@ -508,18 +537,24 @@ def _open_workspace(
     clock: Any,
 ) -> Workspace:
     if in_process is None:
-        in_process = True
+        mode = os.environ.get(TRANSPORT_ENV, "service").strip().lower()
+        if mode not in ("service", "in-process"):
+            raise StagentError(f"{TRANSPORT_ENV} must be 'service' or 'in-process', got {mode!r}")
+        in_process = mode == "in-process"
     if in_process or clock is not None:
         from stagent_lab.service.core import WorkspaceService
         from stagent_lab.service.local import LocalWorkspace
 
-        service = WorkspaceService(
-            home,
-            profile_dirs=profile_dirs,
-            runtime_options=runtime_options,
-            max_concurrent=max_concurrent,
-            clock=clock,
-        )
+        try:
+            service = WorkspaceService(
+                home,
+                profile_dirs=profile_dirs,
+                runtime_options=runtime_options,
+                max_concurrent=max_concurrent,
+                clock=clock,
+            )
+        except WorkspaceLockedError as exc:
+            raise _explain_lock(exc) from None
         return LocalWorkspace(service)
     from stagent_lab.client.remote import connect
 

@@ -338,8 +338,15 @@ class Engine:
     ) -> Callable[[], None]:
         """Call ``fn(event)`` on the engine thread for every event from now on; with ``since``,
         first for every stored event after that position (no gap, no repeat)."""
+        return self.subscribe_at(fn, since)[0]
 
-        def attach() -> None:
+    def subscribe_at(
+        self, fn: Callable[[dict[str, Any]], None], since: int | None = None
+    ) -> tuple[Callable[[], None], int]:
+        """Like ``subscribe``; also returns the stream position at which ``fn`` went live (the
+        id of the last event before it), so a client can resume from there after a break."""
+
+        def attach() -> int:
             if since is not None:
                 events = self.events.replay(since)
                 if events is None:
@@ -348,12 +355,10 @@ class Engine:
                 for ev in events:
                     fn(ev)
             self.events.add_subscriber(fn)
+            return self.writer.last_log_id
 
-        if self.on_engine_thread:
-            attach()
-        else:
-            self.call(attach)
-        return lambda: self.events.remove_subscriber(fn)
+        position = attach() if self.on_engine_thread else self.call(attach)
+        return (lambda: self.events.remove_subscriber(fn)), position
 
     # ---- tasks --------------------------------------------------------------------------
 

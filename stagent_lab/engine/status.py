@@ -82,6 +82,8 @@ class TaskBook:
             "session_id": st.session_id,
             "pending_inbox": len(st.pending_inbox),
             "seq": st.seq,
+            "started_at": st.started_at,
+            "finished_at": st.finished_at,
         }
         with self._snap_lock:
             self._snapshots[st.id] = snap
@@ -135,8 +137,10 @@ class TaskBook:
         self.events.task(st, "status", **{"from": str(old), "to": str(new), "reason": reason})
         fields: dict[str, Any] = {"status": str(new), "failure_reason": st.failure_reason}
         if new == S.RUNNING and old == S.QUEUED:
-            fields["started_at"] = now
+            fields["started_at"] = st.started_at = now
+            st.finished_at = None
         if new in STOPPED:
+            st.finished_at = now
             fields.update(
                 finished_at=now,
                 result=self._clean(st.result),
@@ -144,6 +148,7 @@ class TaskBook:
                 cost_usd=st.cost_usd,
             )
         if new == S.QUEUED:
+            st.finished_at = None
             fields.update(finished_at=None, resume_count=st.resume_count)
         fields["session_id"] = st.session_id
         # Goes out with the next batch, in one transaction with the log rows before it;

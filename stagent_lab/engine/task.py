@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stagent_lab.engine.states import TaskStatus
@@ -51,6 +52,8 @@ class TaskState:
     unattended: bool = False
     priority: int = 0
     channels: list[str] = field(default_factory=list)  # channels this task is bound to
+    started_at: datetime | None = None  # this attempt's start (UTC, naive, engine clock)
+    finished_at: datetime | None = None
     timeout_s: float | None = None  # wall-clock limit of one run (queue time excluded)
     stop_reason: str | None = None  # "cancel" | "pause" | "timeout" while a stop is under way
     stop_detail: str | None = None  # the reason given with a pause (budget, engine closed …)

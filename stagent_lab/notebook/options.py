@@ -218,6 +218,8 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
 # handler parses its own options and raises OptionError with its usage on a mistake.
 FEATURE_COMMANDS: dict[str, str] = {
     "chat": "stagent_lab.chat.magics:handle",
+    "schedules": "stagent_lab.schedules.magics:handle",
+    "budgets": "stagent_lab.usage.commands:handle",
 }
 
 

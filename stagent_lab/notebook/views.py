@@ -197,6 +197,13 @@ def refresh_live(lab: Lab, info: dict[str, Any]) -> dict[str, Any]:
         failure_reason=view.failure_reason,
         resume_count=view.resume_count,
     )
+    # times travel with the status: a card that learns "completed" here, before the status
+    # event reaches it, must not show a finished task without a finish time
+    for key, when in (("started_ms", view.started_at), ("finished_ms", view.finished_at)):
+        if when is not None:
+            out[key] = epoch_ms(when)
+    if view.status not in ("completed", "failed", "cancelled", "paused"):
+        out["finished_ms"] = None if view.finished_at is None else out.get("finished_ms")
     if view.max_turns is not None:
         out["max_turns"] = view.max_turns
     if view.max_budget_usd is not None:

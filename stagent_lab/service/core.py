@@ -89,8 +89,10 @@ def default_features() -> list[Feature]:
     from stagent_lab.chat.feature import ChatFeature
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
+    from stagent_lab.schedules.feature import SchedulesFeature
+    from stagent_lab.usage.feature import BudgetsFeature
 
-    return [MemoryFeature(), HandoffsFeature(), ChatFeature()]
+    return [MemoryFeature(), HandoffsFeature(), SchedulesFeature(), BudgetsFeature(), ChatFeature()]
 
 
 class WorkspaceService:
@@ -122,6 +124,11 @@ class WorkspaceService:
         # Extra panels of the monitor (budgets, next firings, active runs, channel health):
         # name -> function returning rows (list of dicts), read on a reader thread.
         self.monitor_sections: dict[str, Callable[[], list[dict[str, Any]]]] = {}
+        # Reasons to stay up with no client connected (active schedules, channel pollers,
+        # delayed workflow runs): each returns a short reason, or None.
+        self.keep_alive: list[Callable[[], str | None]] = []
+        # The cap of a task submitted without max_budget_usd (the budgets feature sets it).
+        self.default_task_budget: Callable[[], float | None] = lambda: None
         self._lock = threading.RLock()
         self._projects: dict[str | None, tuple[str, str]] = {}
         self._project_text: dict[str, str | None] = {}
@@ -130,8 +137,9 @@ class WorkspaceService:
             from stagent_lab.store import settings as settings_repo
 
             self.settings = Settings(settings_repo.all_values(self.store.con))
+            saved_dirs = [Path(p) for p in self.settings.value("profiles.dirs")]
             self.profiles = ProfileRegistry(
-                default_profile_dirs(self.home, [Path(p) for p in profile_dirs])
+                default_profile_dirs(self.home, [*saved_dirs, *(Path(p) for p in profile_dirs)])
             )
             self.catalog = RuntimeCatalog(runtime_options)
             self.catalog.default_runtime = lambda: self.settings.value("runtimes.default")
@@ -296,6 +304,12 @@ class WorkspaceService:
     ) -> Callable[[], None]:
         return self.engine.subscribe(fn, since)
 
+    def subscribe_at(
+        self, fn: Callable[[dict[str, Any]], None], since: int | None = None
+    ) -> tuple[Callable[[], None], int]:
+        """Subscribe; also return the stream position at which ``fn`` went live."""
+        return self.engine.subscribe_at(fn, since)
+
     def wait_status(
         self, task_id: str, statuses: frozenset[str], timeout: float | None
     ) -> str | None:
@@ -389,6 +403,28 @@ class WorkspaceService:
             },
         }
 
+    def live_work(self) -> list[str]:
+        """Why the service must stay up even with no client: active tasks, features' reasons."""
+        live = ("queued", "running", "waiting")
+        active = [s for s in self.engine.book.snapshots() if s["status"] in live]
+        reasons = [f"{len(active)} active task(s)"] if active else []
+        for fn in self.keep_alive:
+            try:
+                reason = fn()
+            except Exception as exc:  # a broken feature keeps the service up, visibly
+                reason = f"keep-alive check failed: {exc}"
+            if reason:
+                reasons.append(reason)
+        return reasons
+
+    def status(self) -> dict[str, Any]:
+        """``stagent-lab server status``: who, where, what is live."""
+        out = self.info()
+        out["live_work"] = self.live_work()
+        out["uptime_s"] = round(time.time() - self.started_at, 1)
+        out["idle_timeout_s"] = float(self.settings.value("service.idle_timeout_s"))
+        return out
+
     def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         self.fresh()
         return fn(self.reader(), *args)
@@ -438,7 +474,9 @@ class WorkspaceService:
             project_id=project_id,
             working_dir=working_dir,
             max_turns=r.max_turns or prof.max_turns_for(rid),
-            max_budget_usd=r.max_budget_usd,
+            max_budget_usd=(
+                r.max_budget_usd if r.max_budget_usd is not None else self.default_task_budget()
+            ),
             runtime_options=options,
             source=r.source,
             parent_task_id=r.parent_task_id,
@@ -473,6 +511,9 @@ class WorkspaceService:
         if self.engine.on_engine_thread:
             self.engine.create_task(st)
         else:
+            # Known as queued from now on, before the engine (or the store) has seen it: a
+            # wait or a status read right after submit must not answer "no such task".
+            self.engine.book.publish_snapshot(st)
             self.engine.post(lambda: self.engine.create_task(st))
         return view
 
@@ -513,6 +554,8 @@ class WorkspaceService:
             activity=row["activity"] or "task_run",
             unattended=bool(row["unattended"]),
             channels=json.loads(row["channels"]) if row["channels"] else [],
+            started_at=row.get("started_at"),
+            finished_at=row.get("finished_at"),
         )
 
     # ---- reading tasks -----------------------------------------------------------------
@@ -728,7 +771,17 @@ class WorkspaceService:
         ]
 
     def _add_profile_dirs(self, r: rq.AddProfileDirs) -> None:
-        self.profiles.add_dirs([Path(d) for d in r.dirs])
+        """Load these folders now and from every later start (the service may run tasks, e.g.
+        scheduled ones, when no client is connected)."""
+        dirs = [Path(d).expanduser().resolve() for d in r.dirs]
+        missing = [str(d) for d in dirs if not d.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"profile folder does not exist: {', '.join(missing)}")
+        self.profiles.add_dirs(dirs)
+        saved = list(self.settings.value("profiles.dirs"))
+        new = [str(d) for d in dirs if str(d) not in saved]
+        if new:
+            self.on_engine(self.engine.set_setting, "profiles.dirs", [*saved, *new])
 
     def _classify(self, r: rq.Classify) -> dict[str, Any]:
         c = classify(r.text, self.profiles.all())

@@ -105,13 +105,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server(str):
+    """The notebook's URL, plus the chat notebook's URL, the root folder and the environment."""
+
+    def __new__(cls, url: str, *, chat: str, root: Path, env: dict[str, str]) -> Server:
+        out = super().__new__(cls, url)
+        out.chat, out.root, out.env = chat, root, env
+        return out
+
+
 @contextlib.contextmanager
-def jupyter_lab(tmp: Path):
-    """A JupyterLab server on loopback with every Jupyter and stagent folder under ``tmp``."""
+def jupyter_lab(tmp: Path, notebook=None):
+    """A JupyterLab server on loopback with every Jupyter and stagent folder under ``tmp``,
+    opened on the quickstart plus EXTRA_CELLS (or on ``notebook``)."""
     root = tmp / "notebooks"
     root.mkdir()
-    nb = nbformat.read(ROOT / "notebooks" / "01_quickstart.ipynb", as_version=4)
-    nb.cells.extend(nbformat.v4.new_code_cell(src) for src in EXTRA_CELLS)
+    nb = notebook
+    if nb is None:
+        nb = nbformat.read(ROOT / "notebooks" / "01_quickstart.ipynb", as_version=4)
+        nb.cells.extend(nbformat.v4.new_code_cell(src) for src in EXTRA_CELLS)
     nbformat.write(nb, root / "01_quickstart.ipynb")
     shutil.copy(ROOT / "notebooks" / "05_chat.ipynb", root / "05_chat.ipynb")
     app_settings = tmp / "app-settings"
@@ -168,9 +180,12 @@ def jupyter_lab(tmp: Path):
             if time.monotonic() > deadline:
                 raise AssertionError("jupyter lab did not answer /api/status within 90 s")
             time.sleep(0.3)
-        yield {"url": f"{base}/lab/tree/01_quickstart.ipynb?token={token}",
-               "chat": f"{base}/lab/tree/05_chat.ipynb?token={token}",
-               "root": root, "env": env}  # fmt: skip
+        yield Server(
+            f"{base}/lab/tree/01_quickstart.ipynb?token={token}",
+            chat=f"{base}/lab/tree/05_chat.ipynb?token={token}",
+            root=root,
+            env=env,
+        )
     finally:
         proc.send_signal(signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
         try:
@@ -236,7 +251,7 @@ def _command(page, name, wait=True):
 
 
 def _scenario(page, server, expect):
-    url = server["url"]
+    url = str(server)
     n_cells = 18 + N_EXTRA
     page.goto(url)
     page.wait_for_function(NOTEBOOK_READY % n_cells, timeout=90_000)
@@ -307,7 +322,7 @@ def _scenario(page, server, expect):
     item.get_by_role("button", name="Allow", exact=True).click()
     expect(inbox.locator(".stg-approval")).to_have_count(0)
     expect(inbox.locator(".stg-count")).to_have_text("0 pending")
-    expect(inbox.locator(".stg-recent tbody tr").first).to_contain_text("(notebook)")
+    expect(inbox.locator(".stg-recent tbody tr").first).to_contain_text("notebook:")
     expect(card_of(second)).to_have_attribute("data-status", "completed")
 
     # The monitor and the profiles view render from their state too.
@@ -360,11 +375,11 @@ def _scenario(page, server, expect):
     # 6. The saved notebook exported to HTML shows the outcome, not a repr.
     _command(page, "docmanager:save")
     page.wait_for_function(SAVED)
-    html = server["root"] / "quickstart.html"
+    html = server.root / "quickstart.html"
     subprocess.run(
         [sys.executable, "-m", "nbconvert", "--to", "html", "--output", str(html),
-         str(server["root"] / "01_quickstart.ipynb")],
-        env=server["env"], check=True, capture_output=True, timeout=120,
+         str(server.root / "01_quickstart.ipynb")],
+        env=server.env, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     exported = html.read_text()
     assert "<h2>Findings</h2>" in exported and 'data-stagent="card"' in exported
@@ -396,7 +411,7 @@ def _scenario(page, server, expect):
     page.screenshot(path=str(ARTIFACTS / "notebook-static.png"), full_page=False)
 
     # 9. The chat: a turn with a @df mention and an inline approval.
-    page.goto(server["chat"])
+    page.goto(server.chat)
     # The page reloads with both tabs; wait until the chat notebook is the current one.
     page.wait_for_function(
         "() => window.jupyterapp.shell.currentWidget?.context?.path === '05_chat.ipynb'",

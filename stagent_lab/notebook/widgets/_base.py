@@ -16,7 +16,6 @@ says what to do when it does not, or when the kernel that owns the widget is gon
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from functools import cache
@@ -48,7 +47,10 @@ def bundle(name: str) -> str:
 
 
 def operator_name() -> str:
-    return f"{os.environ.get('USER') or 'operator'} (notebook)"
+    """``notebook:<kernel id>``: who decided, as recorded in ``decided_by``."""
+    from stagent_lab.client.remote import client_identity
+
+    return client_identity()
 
 
 def _frontend_choice(_data: Any, default: str | None) -> str | None:

@@ -1,0 +1,225 @@
+"""The workspace service's ASGI app: the contract over HTTP and WebSocket (Starlette on uvicorn).
+
+Routes (every request must carry ``Authorization: Bearer <token>``; anything else gets 401 and
+no detail):
+
+* ``POST /v1/call`` — one request of the contract (JSON in; JSON or Arrow IPC out).
+* ``GET  /v1/info`` — pid, version, clients, live work.
+* ``POST /v1/shutdown`` — stop the service (refused while tasks are active, unless ``force``).
+* ``WS   /v1/events?since=N`` — the event stream; with ``since``, stored events after that
+  position first. Events are sent as JSON arrays, batched while the socket is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from stagent_lab.api import wire
+from stagent_lab.api.requests import parse_request
+from stagent_lab.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from stagent_lab.service.core import WorkspaceService
+
+log = logging.getLogger("stagent_lab.service")
+MAX_BODY = 64 * 1024 * 1024
+MAX_BUFFERED_EVENTS = 200_000  # a client this far behind is dropped; it reconnects with since=
+UNAUTHORIZED = Response("unauthorized", status_code=401)
+
+
+class Clients:
+    """Who is connected (one event socket per client), for `server status` and the idle timer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[int, dict[str, Any]] = {}
+        self.last_change = time.monotonic()
+
+    def add(self, key: int, name: str) -> None:
+        with self._lock:
+            self._open[key] = {"client": name, "since": time.time()}
+            self.last_change = time.monotonic()
+
+    def remove(self, key: int) -> None:
+        with self._lock:
+            self._open.pop(key, None)
+            self.last_change = time.monotonic()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [c["client"] for c in self._open.values()]
+
+
+def build_app(
+    service: WorkspaceService, token: str, *, on_shutdown: Callable[[], None]
+) -> Starlette:
+    clients = Clients()
+    secret = token.encode()
+
+    def answer(req: Any) -> tuple[bytes, str]:  # one worker-thread hop per request
+        return wire.encode_result(req, service.handle(req))
+
+    def authorized(headers: Any) -> bool:
+        given = headers.get("authorization", "")
+        if not given.startswith("Bearer "):
+            return False
+        return hmac.compare_digest(given[7:].encode(), secret)
+
+    async def call(request: Request) -> Response:
+        if not authorized(request.headers):
+            return UNAUTHORIZED
+        buf = bytearray()
+        async for chunk in request.stream():  # refuse an oversized body without holding it
+            buf += chunk
+            if len(buf) > MAX_BODY:
+                break
+        body = bytes(buf)
+        if len(body) > MAX_BODY:
+            too_big = {"error": {"type": "InvalidInput", "message": "request body too large"}}
+            return JSONResponse(too_big, 413)
+        try:
+            req = parse_request(json.loads(body))
+        except (ValueError, InvalidInput) as exc:
+            data, status = wire.encode_error(
+                exc if isinstance(exc, InvalidInput) else InvalidInput(f"bad JSON: {exc}")
+            )
+            return Response(data, status_code=status, media_type="application/json")
+        try:
+            data, media = await run_in_threadpool(answer, req)
+        except Exception as exc:  # every error goes back to the client, typed
+            data, status = wire.encode_error(exc)
+            if status >= 500:
+                log.exception("request %s failed", req.kind)
+            return Response(data, status_code=status, media_type="application/json")
+        return Response(data, media_type=media)
+
+    async def info(request: Request) -> Response:
+        if not authorized(request.headers):
+            return UNAUTHORIZED
+        data = await run_in_threadpool(service.status)
+        data["clients"] = clients.names()
+        return JSONResponse(data)
+
+    async def shutdown(request: Request) -> Response:
+        if not authorized(request.headers):
+            return UNAUTHORIZED
+        try:
+            force = bool((await request.json()).get("force"))
+        except ValueError:
+            force = False
+        live = await run_in_threadpool(service.live_work)
+        if live and not force:
+            return JSONResponse(
+                {"stopped": False, "reason": f"the service has live work: {'; '.join(live)}"},
+                409,
+            )
+        on_shutdown()
+        return JSONResponse({"stopped": True, "live": live})
+
+    async def events(ws: WebSocket) -> None:
+        if not authorized(ws.headers):
+            # A plain HTTP 401 instead of the upgrade (or a close before accepting, when the
+            # server cannot send one): nothing is sent over a socket that was never opened.
+            try:
+                await ws.send_denial_response(UNAUTHORIZED)
+            except RuntimeError:
+                await ws.close(code=4401)
+            return
+        try:
+            since = ws.query_params.get("since")
+            since_id = int(since) if since not in (None, "") else None
+        except ValueError:
+            await ws.close(code=4400)
+            return
+        await ws.accept()
+        loop = asyncio.get_running_loop()
+        buffer: collections.deque[dict[str, Any]] = collections.deque()
+        wake = asyncio.Event()
+        state = {"scheduled": False, "overflow": False}
+        lock = threading.Lock()
+
+        def on_event(event: dict[str, Any]) -> None:  # engine thread: buffer and wake, no more
+            with lock:
+                if len(buffer) >= MAX_BUFFERED_EVENTS:
+                    state["overflow"] = True
+                    return
+                buffer.append(event)
+                if state["scheduled"]:
+                    return
+                state["scheduled"] = True
+            loop.call_soon_threadsafe(wake.set)
+
+        key = id(ws)
+        clients.add(key, ws.headers.get("x-stagent-client", "client"))
+        unsubscribe: Callable[[], None] | None = None
+        try:
+            unsubscribe, position = await run_in_threadpool(
+                service.subscribe_at, on_event, since_id
+            )
+            # First frame: where the stream stands, so the client can resume from there.
+            await ws.send_text(json.dumps({"position": position}))
+            receiver = asyncio.ensure_future(_drain(ws))
+            while True:
+                waiter = asyncio.ensure_future(wake.wait())
+                done, _ = await asyncio.wait(
+                    {waiter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiver in done:
+                    waiter.cancel()
+                    break
+                wake.clear()
+                with lock:
+                    batch = list(buffer)
+                    buffer.clear()
+                    state["scheduled"] = False
+                    overflow = state["overflow"]
+                if batch:
+                    await ws.send_text(wire.encode_events(batch))
+                if overflow:  # too far behind: the client reconnects from its last event
+                    await ws.close(code=4408)
+                    break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            clients.remove(key)
+            if unsubscribe is not None:
+                unsubscribe()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/call", call, methods=["POST"]),
+            Route("/v1/info", info, methods=["GET"]),
+            Route("/v1/shutdown", shutdown, methods=["POST"]),
+            WebSocketRoute("/v1/events", events),
+        ]
+    )
+    app.state.clients = clients
+    return app
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends, so a close is noticed at once."""
+    try:
+        while True:
+            await ws.receive_text()
+    except (WebSocketDisconnect, RuntimeError):
+        return
