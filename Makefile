@@ -44,7 +44,7 @@ sysdeps:
 		--no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null; }
 
 demo: install sysdeps
-	$(VENV)/bin/stagent-lab --home .stagent-demo demo
+	$(VENV)/bin/stagent-lab --home .stagent-demo demo --runtime scripted
 
 lint: install
 	$(VENV)/bin/ruff check .

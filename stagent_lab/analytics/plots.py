@@ -93,7 +93,8 @@ def plot_cost_over_time(
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     if by:
-        ax.legend(fontsize="small", loc="upper left", frameon=False)
+        # Outside the axes, on the right: inside, it covered the spikes it should explain.
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 

@@ -85,6 +85,7 @@ class Lab:
         self._closed = False
         self._lock = threading.Lock()
         self.memory = _memory_client(self)
+        self.chat = _chat_client(self)
         self.profiles = ProfilesClient(self)
         self.catalog = CatalogClient(self)
         self.workflows = _workflows_client(self)
@@ -497,6 +498,12 @@ def _channels_client(lab: Lab) -> Any:
     from stagent_lab.client.channels import ChannelsClient
 
     return ChannelsClient(lab)
+
+
+def _chat_client(lab: Lab) -> Any:
+    from stagent_lab.client.chat import ChatClient
+
+    return ChatClient(lab)
 
 
 def _items_frame(items: list[Any]) -> Any:

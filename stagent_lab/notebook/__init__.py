@@ -10,7 +10,7 @@ workspace so a notebook run is isolated and repeatable:
 
 Importing this module is cheap: IPython, ipywidgets and anywidget load only when a magic runs
 or a widget is built. The widget classes are importable from here (``TaskCard``, ``Inbox``,
-``Monitor``, ``ProfilesView``, ``MemoryBrowser``) and load on first access.
+``Monitor``, ``ProfilesView``, ``MemoryBrowser``, ``ChatView``) and load on first access.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stagent_lab.client.lab import Lab
 
 __all__ = [
+    "ChatView",
     "Inbox",
     "MemoryBrowser",
     "Monitor",
@@ -112,6 +113,7 @@ _WIDGETS = {
     "Monitor": "stagent_lab.notebook.widgets.monitor",
     "ProfilesView": "stagent_lab.notebook.widgets.profiles",
     "MemoryBrowser": "stagent_lab.notebook.widgets.memory",
+    "ChatView": "stagent_lab.notebook.widgets.chat",
 }
 
 

@@ -11,6 +11,11 @@ sends at most one state message per round.
 Widgets that show store-wide facts (inbox, monitor) also ask to be polled every
 ``poll_interval`` seconds, for changes no event announces (e.g. a handoff waiting for approval).
 All trait writes happen on this one thread, so widgets never race with themselves.
+
+The hub also watches the connection to the workspace: once a second it asks its
+``connection`` callable (by default :func:`connection_state`, which reads whether the Lab is
+closed and whether its transport still reaches the workspace) and hands any change to every
+widget (``live_connection``), which greys itself out in the page and says what to do.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.1  # ≤ 10 Hz per widget
 POLL_INTERVAL_S = 2.0
 BACKLOG_EVENTS = 4096  # recent events of every task, so a new card needs no store read
+CONNECTION_CHECK_S = 1.0  # how often the workspace connection is asked for
 
 
 class Sink(Protocol):
@@ -43,6 +49,42 @@ class Sink(Protocol):
     def live_deliver(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
         """Fold ``events`` into state and push it (called on the hub thread only)."""
 
+    def live_connection(self, state: dict[str, Any]) -> None:
+        """The workspace connection changed (hub thread): ``{"state": "live" | "lost" |
+        "closed", "message": text, "transport": ...}``."""
+
+
+CLOSED_MESSAGE = (
+    "This notebook's Lab is closed, so this view no longer follows the workspace. Open one "
+    "(set_lab(Lab(...)) or %stagent use HOME) and show the view again."
+)
+LOST_MESSAGE = (
+    "The workspace service does not answer{reason}. The next %stagent command reconnects "
+    "(starting the service if needed); then show the view again."
+)
+
+
+def connection_state(lab: Lab) -> dict[str, Any]:
+    """Whether ``lab`` still reaches its workspace, as the widgets show it.
+
+    A transport may expose ``connected`` (a bool or a callable returning one) and
+    ``connection_error`` (text); the in-process transport needs neither.
+    """
+    transport = getattr(getattr(lab, "workspace", None), "transport", "")
+    if getattr(lab, "closed", False):
+        return {"state": "closed", "message": CLOSED_MESSAGE, "transport": transport}
+    ws = lab.workspace
+    probe = getattr(ws, "connected", True)
+    try:
+        alive = probe() if callable(probe) else probe
+    except Exception:  # a probe that fails is a connection that does not answer
+        alive = False
+    if alive is False or getattr(ws, "closed", False):
+        reason = getattr(ws, "connection_error", None)
+        text = LOST_MESSAGE.format(reason=f" ({reason})" if reason else "")
+        return {"state": "lost", "message": text, "transport": transport}
+    return {"state": "live", "transport": transport}
+
 
 class LiveHub:
     def __init__(
@@ -51,10 +93,13 @@ class LiveHub:
         *,
         interval: float = FLUSH_INTERVAL_S,
         poll_interval: float = POLL_INTERVAL_S,
+        connection: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.lab = lab
         self.interval = interval
         self.poll_interval = poll_interval
+        self._connection_probe = connection or (lambda: connection_state(lab))
+        self.connection: dict[str, Any] = {"state": "live", "transport": ""}
         self.rounds = 0  # flush rounds started so far (diagnostics and tests)
         self.cards: dict[str, Any] = {}  # task id → its TaskCard (one model per task)
         self.views: dict[str, Any] = {}  # "Inbox" / "Monitor" → the Lab's shared instance
@@ -75,6 +120,8 @@ class LiveHub:
     # ---- registration (any thread) -----------------------------------------------------
 
     def attach(self, sink: Sink) -> None:
+        if self.connection.get("state") != "live":
+            sink.live_connection(self.connection)
         with self._lock:
             self._buffers.setdefault(id(sink), [])
             if sink.live_task_id is None:
@@ -143,19 +190,41 @@ class LiveHub:
 
     # ---- the flushing thread -----------------------------------------------------------
 
+    def check_connection(self) -> dict[str, Any]:
+        """Ask the probe now; tell every widget when the answer changed. Returns it."""
+        try:
+            state = dict(self._connection_probe())
+        except Exception as exc:  # the probe itself failing means no answer
+            state = {"state": "lost", "message": LOST_MESSAGE.format(reason=f" ({exc})")}
+        if state != self.connection:
+            self.connection = state
+            with self._lock:
+                sinks = [*self._everything, *(s for g in self._by_task.values() for s in g)]
+            for sink in sinks:
+                try:
+                    sink.live_connection(state)
+                except Exception:  # one broken view must not stop the others
+                    log.exception("stagent widget connection update failed")
+        return state
+
     def _run(self) -> None:
         last_round = 0.0
         last_poll = time.monotonic()
+        last_check = 0.0
         while not self._stop.is_set():
             with self._lock:
                 pollers = any(s.live_poll for s in self._everything)
-            # Wake at least once a second to notice a closed Lab and let this thread end.
+            # Wake at least once a second to check the connection (and notice a closed Lab).
             timeout = 1.0
             if pollers:
                 timeout = min(timeout, last_poll + self.poll_interval - time.monotonic())
             woken = self._wake.wait(max(0.0, timeout))
-            if self._stop.is_set() or getattr(self.lab, "_closed", False):
+            if self._stop.is_set():
                 break
+            if time.monotonic() - last_check >= CONNECTION_CHECK_S:
+                last_check = time.monotonic()
+                if self.check_connection().get("state") == "closed":
+                    break  # the widgets now say so; nothing more will arrive
             if not woken and not (pollers and time.monotonic() - last_poll >= self.poll_interval):
                 continue
             gap = last_round + self.interval - time.monotonic()

@@ -22,6 +22,7 @@ from stagent_lab.notebook.options import (
     LAUNCH_USAGE,
     Command,
     OptionError,
+    help_text,
     interpolate,
     parse_command,
     parse_launch,
@@ -80,10 +81,6 @@ def _error_text(exc: BaseException) -> str:
 class StagentMagics(Magics):
     @line_cell_magic
     def stagent(self, line: str, cell: str | None = None) -> Any:
-        """Launch a task (``%%stagent [options]`` + prompt) or run a ``%stagent`` command.
-
-        Run ``%stagent help`` for the full usage.
-        """
         first = line.strip().split(" ", 1)[0]
         if cell is None or first in COMMANDS or first in FEATURE_COMMANDS:
             try:
@@ -157,9 +154,7 @@ class StagentMagics(Magics):
     def run_command(self, command: Command) -> Any:
         name, args = command.name, command.args
         if name == "help":
-            print(LAUNCH_USAGE)
-            print(COMMAND_USAGE)
-            print(MEMORY_USAGE)
+            print(help_text())
             return None
         if name == "use":
             lab = use_home(args[0])
@@ -183,7 +178,8 @@ class StagentMagics(Magics):
             return ProfilesView(lab)
         if name == "tasks":
             df = lab.tasks(args[0] if args else None)
-            return df[[c for c in _TASK_COLUMNS if c in df.columns]]
+            table = _lazy("stagent_lab.notebook.tables", "table")
+            return table(df[[c for c in _TASK_COLUMNS if c in df.columns]])
         if name == "cost":
             return _cost(lab, args)
         if name == "memory":
@@ -225,7 +221,8 @@ def _wait(handle: NotebookTaskHandle) -> None:
 
 
 def _cost(lab: Any, dims: tuple[str, ...]) -> Any:
-    return lab.cost_by(*(dims or ("profile",)))
+    table = _lazy("stagent_lab.notebook.tables", "table")
+    return table(lab.cost_by(*(dims or ("profile",))))
 
 
 def _parse_memory(line: str, cell: str | None) -> Command:
@@ -250,9 +247,17 @@ def _memory(lab: Any, profile: str | None) -> Any:
     return df[[c for c in cols if c in df.columns]].head(200).reset_index(drop=True)
 
 
+# ``%stagent?`` shows the magic's docstring: make it the full usage with examples.
+StagentMagics.stagent.__doc__ = help_text()
+
+
 def register(ipython: Any) -> None:
-    """Register the magics (idempotent: ``%reload_ext`` replaces them)."""
+    """Register the magics and their Tab completion (idempotent: ``%reload_ext`` replaces
+    them)."""
+    from stagent_lab.notebook.completion import install
+
     ipython.register_magics(StagentMagics)
+    install(ipython)
 
 
 def unregister(ipython: Any) -> None:

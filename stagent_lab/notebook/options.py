@@ -23,8 +23,58 @@ LAUNCH_USAGE = (
 )
 COMMAND_USAGE = (
     "usage: %stagent inbox | monitor | profiles | tasks [STATUS] | cost [DIM ...] | "
-    "memory [PROFILE] | task ID | cancel ID | resume ID | sql QUERY | use HOME | help"
+    "memory [PROFILE] | chat [OPTIONS] | task ID | cancel ID | resume ID | sql QUERY | "
+    "use HOME | help"
 )
+HELP = """\
+%%stagent [--profile P] [--runtime R] [--project X] [--max-turns N] [--budget USD]
+          [--model M] [--script VAR] [--title T] [--wait] [--name VAR]
+<the prompt: the cell body; {var} takes a notebook variable's value, {{var}} keeps braces>
+
+    Launch a governed task in the background. The cell returns at once with the task's live
+    card: status, streaming log, approvals (Allow / Always allow / Deny), cost, Cancel, Resume.
+
+    --profile P     the agent profile (without it the prompt is routed; the log says why)
+    --runtime R     claude-code, openai-codex-app-server, anthropic-direct, openai-direct,
+                    ollama or scripted (offline demo). Without it: the profile's preferred
+                    runtime, then the workspace default (setting runtimes.default), then the
+                    first usable one; when none is usable the cell says how to set one up
+    --project X     a project name, or a folder (registered on first use)
+    --max-turns N   stop after N turns          --budget USD   stop when the task spent this
+    --model M       the model, when the runtime lets you choose
+    --script VAR    a script for the scripted runtime (a list of steps, YAML, or a generator)
+    --title T       the card's title (default: the prompt's first line)
+    --wait          show the card and block until the task ends (Interrupt stops waiting)
+    --name VAR      also bind the task's handle to the notebook variable VAR
+
+%stagent COMMAND
+    inbox                     pending approvals and questions of every task, decided inline
+    monitor                   active agents, today's numbers, the live log, feature panels
+    profiles                  what each profile may do and which runtimes it can use here
+    tasks [STATUS]            tasks as a table (queued, running, waiting, completed, failed …)
+    cost [DIM ...]            spend and tokens by profile, runtime, model, project, day …
+    memory [PROFILE]          the memory browser (memory --table PROFILE: a DataFrame)
+    chat [--profile P] [--runtime R] [--session ID] [--script VAR] [--list]
+                              a governed conversation with one agent; --session reopens one
+    task ID                   a task's live card (a unique prefix of the id is enough)
+    cancel ID | resume ID     stop a task / continue a failed, cancelled or paused one
+    sql QUERY                 read-only SQL over the workspace (%%stagent sql: query in the body)
+    use HOME                  switch this kernel to another workspace
+    help                      this text (also %stagent?)
+{features}
+Examples
+    %%stagent --profile code-reviewer --project ~/src/app --name review
+    Review the auth module for injection bugs; list each finding with file and line.
+
+    %stagent task 3f2a                a task's card again (a unique prefix of its id)
+    %stagent cost profile day         spend per profile per day
+    %stagent chat --profile data-analyst
+    %stagent sql SELECT status, count(*) AS n FROM tasks GROUP BY ALL
+
+Tab completes commands, options, and profile, runtime, project and session names.
+To run offline (demos, tests): --runtime scripted, or lab.set_setting("runtimes.default",
+"scripted") for the whole workspace.
+"""
 
 
 class OptionError(ValueError):
@@ -93,6 +143,7 @@ _FLAGS: dict[str, tuple[str, Callable[[str, str], Any] | None]] = {
     "--wait": ("wait", None),
 }
 assert {f for f, _ in _FLAGS.values()} == {f.name for f in fields(LaunchOptions)}
+LAUNCH_FLAGS: tuple[str, ...] = tuple(_FLAGS)
 
 
 def _split(line: str) -> list[str]:
@@ -167,10 +218,22 @@ COMMANDS: dict[str, tuple[int, int | None]] = {
 # handler parses its own options and raises OptionError with its usage on a mistake.
 FEATURE_COMMANDS: dict[str, str] = {
     "workflows": "stagent_lab.workflows.magics:handle",
+    "chat": "stagent_lab.chat.magics:handle",
     "schedules": "stagent_lab.schedules.magics:handle",
     "budgets": "stagent_lab.usage.commands:handle",
     "channels": "stagent_lab.channels.magics:handle",
 }
+
+
+def help_text() -> str:
+    """The full ``%stagent`` usage, with the features' command families."""
+    others = sorted(n for n in FEATURE_COMMANDS if n != "chat")
+    features = (
+        "    " + ", ".join(f"{n} …" for n in others) + "   (features; each says its usage)\n"
+        if others
+        else ""
+    )
+    return HELP.replace("{features}", features)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ token sums, pending approvals) testable without a kernel or a browser.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -22,200 +21,25 @@ from stagent_lab.api.requests import (
     TaskCardSnapshot,
     TaskStatus,
 )
+from stagent_lab.notebook.log_entries import (  # noqa: F401  (re-exported for the widgets)
+    SUMMARY_CAP,
+    TEXT_CAP,
+    LogBuffer,
+    _cap,
+    _plain,
+    _pretty,
+    epoch_ms,
+    log_entry,
+    payload_of,
+)
 
 if TYPE_CHECKING:
     from stagent_lab.client.lab import Lab
 
-TEXT_CAP = 4000  # characters of assistant text / tool output kept per log entry
-SUMMARY_CAP = 240
 ACTIVE = ("queued", "running", "waiting")
 # Events after which the set of pending inbox items may have changed.
 INBOX_EVENTS = frozenset({"inbox", "tool_decision", "answer", "status"})
-
-
-def _cap(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def epoch_ms(value: Any) -> float | None:
-    """Store timestamps are naive UTC; the front end wants epoch milliseconds."""
-    if value is None:
-        return None
-    if isinstance(value, str):  # over the socket, datetimes travel as ISO text
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "to_pydatetime"):
-        if str(value) == "NaT":
-            return None
-        value = value.to_pydatetime()
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp() * 1000.0
-    return None
-
-
-def _plain(value: Any) -> Any:
-    """None for pandas' missing values, numbers as Python numbers, else the value."""
-    if value is None:
-        return None
-    try:
-        if value != value:  # NaN / NaT
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
-            return value.item()
-        except (ValueError, AttributeError):
-            return value
-    return value
-
-
-def payload_of(event: dict[str, Any]) -> Any:
-    """Engine events carry JSON text; rows from ``lab.logs()`` carry the parsed dict."""
-    payload = event.get("payload")
-    if isinstance(payload, str) and event.get("event") != "assistant_delta":
-        try:
-            return json.loads(payload)
-        except ValueError:
-            return {"text": payload}
-    return payload
-
-
-def _compact(value: Any, n: int = SUMMARY_CAP) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        text = str(value)
-    return _cap(text, n)
-
-
-def _pretty(value: Any) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
-    except (TypeError, ValueError):
-        text = str(value)
-    return _cap(text, TEXT_CAP)
-
-
-def log_entry(event: dict[str, Any]) -> dict[str, Any] | None:
-    """One log line for the front end, or None for events the log does not show."""
-    kind = event.get("event") or ""
-    if kind in ("assistant_delta", "usage"):
-        return None
-    data = payload_of(event)
-    data = data if isinstance(data, dict) else {"text": str(data)}
-    tool = _plain(event.get("tool_name")) or None
-    level = "info"
-    detail = ""
-    if kind == "status":
-        text = f"{data.get('from') or 'new'} → {data.get('to')}"
-        if data.get("reason"):
-            text += f" ({data['reason']})"
-        level = {
-            "completed": "ok",
-            "failed": "error",
-            "cancelled": "warn",
-            "waiting": "warn",
-            "paused": "warn",
-        }.get(str(data.get("to")), "info")
-    elif kind == "task_started":
-        text = f"started on {data.get('runtime')}"
-        if data.get("model"):
-            text += f" ({data['model']})"
-        if data.get("resuming"):
-            text += f", resuming (attempt {data.get('attempt')})"
-    elif kind == "assistant_text":
-        full = str(data.get("text", ""))
-        text = _cap(full, TEXT_CAP)
-    elif kind == "tool_request":
-        text = _compact(data.get("input", {}))
-        detail = _pretty(data.get("input", {}))
-    elif kind == "tool_decision":
-        text = f"{data.get('behavior')} by {data.get('tier')}"
-        if data.get("rule"):
-            text += f" [{data['rule']}]"
-        if data.get("message"):
-            text += f": {data['message']}"
-        level = "ok" if data.get("behavior") == "allow" else "error"
-    elif kind == "tool_result":
-        output = str(data.get("output") or "")
-        lines = output.count("\n") + (0 if output.endswith("\n") or not output else 1)
-        first = output.strip().splitlines()[0] if output.strip() else "(no output)"
-        text = f"{lines} line(s): {_cap(first, 160)}"
-        detail = _cap(output, TEXT_CAP)
-        level = "error" if data.get("is_error") else "info"
-    elif kind == "inbox":
-        what = data.get("question") or f"{data.get('kind')} for {tool}"
-        text = f"waiting for you: {_cap(str(what), SUMMARY_CAP)}"
-        level = "warn"
-    elif kind in ("question", "answer"):
-        text = _cap(str(data.get(kind) or ""), TEXT_CAP)
-    elif kind in ("notice", "error"):
-        text = _cap(str(data.get("message") or ""), TEXT_CAP)
-        level = "error" if kind == "error" else "info"
-    elif kind == "result":
-        text = "final result"
-        detail = _cap(str(data.get("text") or ""), TEXT_CAP)
-        level = "ok"
-    elif kind == "session":
-        text = f"session {data.get('session_id')}"
-    else:
-        text = _compact(data)
-    return {
-        "seq": _plain(event.get("seq")),
-        "ts": epoch_ms(event.get("ts")),
-        "task": _plain(event.get("task_id")),
-        "profile": _plain(event.get("profile_id")),
-        "event": kind,
-        "tool": tool,
-        "text": text,
-        "detail": detail,
-        "level": level,
-    }
-
-
-@dataclass
-class LogBuffer:
-    """The last ``head_max + tail_max`` log entries, split so updates stay small.
-
-    New entries go to ``tail``; when it is full it moves into ``head`` in one step. A flush
-    usually re-sends only the short tail, not the whole log; ``dropped`` counts entries that
-    fell off the front.
-    """
-
-    head_max: int = 400
-    tail_max: int = 100
-    head: list[dict[str, Any]] = field(default_factory=list)
-    tail: list[dict[str, Any]] = field(default_factory=list)
-    dropped: int = 0
-    head_changed: bool = False
-    tail_changed: bool = False
-
-    def extend(self, entries: Iterable[dict[str, Any]]) -> None:
-        for entry in entries:
-            self.tail.append(entry)
-            self.tail_changed = True
-            if len(self.tail) >= self.tail_max:
-                head = self.head + self.tail
-                cut = max(0, len(head) - self.head_max)
-                self.dropped += cut
-                self.head = head[cut:]
-                self.tail = []
-                self.head_changed = True
-
-    def take_changes(self) -> tuple[bool, bool]:
-        changed = (self.head_changed, self.tail_changed)
-        self.head_changed = self.tail_changed = False
-        return changed
-
-    def entries(self) -> list[dict[str, Any]]:
-        return self.head + self.tail
+STATUS_LAG_ROUNDS = 20  # hub rounds (~100 ms each) a status event waits for the snapshot
 
 
 # ---- task card ----------------------------------------------------------------------------
@@ -231,6 +55,9 @@ class CardState:
     tokens: dict[str, int] = field(default_factory=lambda: {"input": 0, "output": 0})
     streaming: str = ""
     last_seq: int = 0
+    # The status the latest status event announced, until the engine's snapshot agrees (the
+    # event goes out a moment before the snapshot moves): (status, rounds left to wait).
+    event_status: tuple[str, int] | None = None
     last_request: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, events: Iterable[dict[str, Any]]) -> set[str]:
@@ -266,6 +93,8 @@ class CardState:
                 changed.add("tokens")
             elif kind == "status":
                 self._status(data, epoch_ms(ev.get("ts")))
+                if isinstance(data.get("to"), str):
+                    self.event_status = (data["to"], STATUS_LAG_ROUNDS)
                 changed.add("info")
             if kind in INBOX_EVENTS:
                 changed.add("inbox")
@@ -289,6 +118,25 @@ class CardState:
             self.info["finished_ms"] = ts
             if new in ("failed", "paused") and data.get("reason"):
                 self.info["failure_reason"] = data["reason"]
+
+
+def overlay_live(state: CardState, live: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``live`` (the engine's snapshot) unless it still lags the latest status event.
+
+    Returns the info to show and whether to look again next round. The snapshot moves right
+    after the event is published, so a round that reads it in between would otherwise show
+    the old status until the next event (a card saying "running" beside its approval).
+    """
+    pending = state.event_status
+    if pending is None or live.get("status") == pending[0]:
+        state.event_status = None
+        return live, False
+    status, rounds = pending
+    if rounds <= 0:  # the snapshot never agreed: it is the authority
+        state.event_status = None
+        return live, False
+    state.event_status = (status, rounds - 1)
+    return {**live, "status": status}, True
 
 
 def _header(info: dict[str, Any]) -> dict[str, Any]:
@@ -462,12 +310,40 @@ def monitor_snapshot(lab: Lab, recent: int = 200) -> dict[str, Any]:
             }
         )
     entries = (log_entry(r) for r in snap["recent"])
+    titles = {r["task_id"]: r["title"] for r in snap["recent"] if r.get("title")}
     return {
         "stats": snap["stats"],
         "agents": agents,
         "recent": [e for e in entries if e is not None],
-        "sections": snap.get("sections", {}),
+        "titles": titles,
+        "sections": _sections(snap.get("sections") or {}),
     }
+
+
+def _sections(sections: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Feature panels as JSON-ready rows (datetimes as ISO text, numbers as numbers)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, rows in sections.items():
+        clean = []
+        for row in rows if isinstance(rows, list) else []:
+            if not isinstance(row, dict):
+                row = {"value": row}
+            clean.append({str(k): _json_ready(v) for k, v in row.items()})
+        out[str(name)] = clean
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    value = _plain(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    return str(value)
 
 
 def monitor_stats(lab: Lab) -> dict[str, Any]:

@@ -2,15 +2,23 @@
 
 Runtime modules are imported lazily (and each imports its vendor SDK lazily), so listing the
 catalog never pulls in anthropic, openai or the Agent SDK.
+
+Routing never falls back to the offline ``scripted`` runtime on its own: a task runs offline
+only when something chose it (the task, the profile, or the workspace setting
+``runtimes.default``). Otherwise a task with no usable runtime fails at submit, with one line
+saying how to set one up, instead of "completing" on canned output.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from stagent_lab.config import SettingSpec, register_settings
 from stagent_lab.errors import RuntimeNotAvailableError
 from stagent_lab.runtimes.base import Availability, Runtime
 
@@ -34,6 +42,31 @@ _MODULES: dict[str, str] = {
     "scripted": "stagent_lab.runtimes.scripted:ScriptedRuntime",
 }
 _AVAILABILITY_TTL_S = 30.0
+DEFAULT_SETTING = "runtimes.default"
+HOW_TO_CONFIGURE = (
+    "set up a runtime (an API key, the claude or codex CLI, or Ollama; see docs/runtimes/), "
+    "name one with --runtime / runtime=, or run offline with runtime='scripted' "
+    f"(lab.set_setting('{DEFAULT_SETTING}', 'scripted') makes that the workspace default)"
+)
+
+
+def _check_runtime_id(value: Any) -> None:
+    if value and not re.fullmatch(r"[A-Za-z0-9][\w.-]*", str(value)):
+        raise ValueError(f"a runtime id such as 'scripted' or 'claude-code', got {value!r}")
+
+
+register_settings(
+    [
+        SettingSpec(
+            DEFAULT_SETTING,
+            "str",
+            "",
+            "runtime for tasks that name none, after the profile's preferred one ('scripted': "
+            "run offline; empty: no default)",
+            check=_check_runtime_id,
+        )
+    ]
+)
 
 
 class RuntimeCatalog:
@@ -43,6 +76,8 @@ class RuntimeCatalog:
         self._classes: dict[str, type[Runtime] | None] = {}
         self._import_errors: dict[str, str] = {}
         self._custom: dict[str, type[Runtime]] = {}
+        # The workspace's default runtime (the service wires this to ``runtimes.default``).
+        self.default_runtime: Callable[[], str | None] = lambda: None
 
     def ids(self) -> list[str]:
         return [*RUNTIME_IDS, *self._custom]
@@ -132,9 +167,12 @@ class RuntimeCatalog:
         return out
 
     def resolve(self, explicit: str | None, profile: Profile) -> tuple[str, list[str]]:
-        """Pick a runtime: explicit → profile preferredRuntime → first supported usable one.
+        """Pick a runtime: explicit → the profile's preferredRuntime → the workspace default
+        (``runtimes.default``) → the profile's first supported runtime that is usable.
 
-        Returns (runtime_id, notes) where notes explain any fallback, for the task log.
+        Returns (runtime_id, notes) where notes explain any step passed over, for the task log.
+        When nothing is usable, RuntimeNotAvailableError says in one line why and how to set
+        a runtime up; the scripted runtime is never picked unless one of the steps names it.
         """
         notes: list[str] = []
         if explicit:
@@ -150,14 +188,41 @@ class RuntimeCatalog:
             if not avail.usable:
                 raise RuntimeNotAvailableError(f"runtime {explicit} is not usable: {avail.reason}")
             return explicit, notes
-        candidates: list[str] = []
+        default = (self.default_runtime() or "").strip() or None
+        candidates: list[tuple[str, str]] = []  # (runtime id, why it is a candidate)
         if profile.preferred_runtime:
-            candidates.append(profile.preferred_runtime)
-        candidates += [r for r in profile.supported_runtimes if r not in candidates]
-        for rid in candidates:
+            candidates.append((profile.preferred_runtime, "preferred"))
+        if default:
+            candidates.append((default, "default"))
+        candidates += [(r, "supported") for r in profile.supported_runtimes]
+        tried: list[str] = []
+        unusable: list[str] = []
+        for rid, why in candidates:
+            if rid in tried:
+                continue
+            tried.append(rid)
+            if why == "default":
+                if rid not in self._custom and rid not in _MODULES:
+                    notes.append(f"workspace default runtime {rid!r} is not a runtime")
+                    continue
+                if rid not in self._custom and not profile.runtime_supported(rid):
+                    notes.append(
+                        f"workspace default runtime {rid} is not supported by profile {profile.id}"
+                    )
+                    continue
             avail = self.availability(rid)
             if avail.usable:
+                if why == "default":
+                    notes.append(f"using the workspace default runtime {rid} ({DEFAULT_SETTING})")
                 return rid, notes
+            unusable.append(rid)
             notes.append(f"{rid} not usable: {avail.reason}")
-        notes.append("falling back to the offline scripted runtime")
-        return "scripted", notes
+        if unusable:
+            named = ", ".join(unusable[:-1]) + (" and " if len(unusable) > 1 else "")
+            what = f"{named}{unusable[-1]} {'is' if len(unusable) == 1 else 'are'} not usable "
+            what += "here (lab.runtimes() says why)"
+        else:
+            what = "it names no runtime this workspace knows"
+        raise RuntimeNotAvailableError(
+            f"no usable runtime for profile {profile.id}: {what}. To fix: {HOW_TO_CONFIGURE}"
+        )

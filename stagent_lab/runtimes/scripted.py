@@ -1,4 +1,5 @@
-"""The scripted runtime: deterministic, offline, the default when nothing else is usable.
+"""The scripted runtime: deterministic and offline; used when chosen (demos, tests), never as a
+silent fallback (see ``catalog.RuntimeCatalog.resolve``).
 
 It plays a script of steps through the same governed path as a model runtime would:
 

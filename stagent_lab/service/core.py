@@ -87,6 +87,7 @@ class Feature(Protocol):
 
 def default_features() -> list[Feature]:
     from stagent_lab.channels.feature import ChannelsFeature
+    from stagent_lab.chat.feature import ChatFeature
     from stagent_lab.handoffs.feature import HandoffsFeature
     from stagent_lab.memory.feature import MemoryFeature
     from stagent_lab.schedules.feature import SchedulesFeature
@@ -100,6 +101,7 @@ def default_features() -> list[Feature]:
         SchedulesFeature(),
         BudgetsFeature(),
         ChannelsFeature(),
+        ChatFeature(),
     ]
 
 
@@ -150,6 +152,7 @@ class WorkspaceService:
                 default_profile_dirs(self.home, [*saved_dirs, *(Path(p) for p in profile_dirs)])
             )
             self.catalog = RuntimeCatalog(runtime_options)
+            self.catalog.default_runtime = lambda: self.settings.value("runtimes.default")
             self.tools = builtin_registry()
             self.redact = Redactor(_option_keys(runtime_options))
             self.engine = Engine(
@@ -464,6 +467,8 @@ class WorkspaceService:
             load_script(r.script)  # a bad script fails here, not in the run
             runtime = "scripted"
             options["script"] = r.script
+        # Explicit → profile → ``runtimes.default`` → first usable; never a silent offline run:
+        # with nothing usable this raises one line saying how to set a runtime up.
         with self._lock:
             rid, route_notes = self.catalog.resolve(runtime, prof)
         notes += route_notes

@@ -8,6 +8,7 @@ handoffs, views for the notebook, analytics, read-only SQL for clients).
 
 from stagent_lab.store import budgets as _budgets  # noqa: F401  (registers its migrations)
 from stagent_lab.store import channels as _channels  # noqa: F401  (registers its migrations)
+from stagent_lab.store import chat as _chat  # noqa: F401  (registers its migrations)
 from stagent_lab.store import handoffs as _handoffs  # noqa: F401  (registers its migrations)
 from stagent_lab.store import memory as _memory  # noqa: F401  (registers its migrations)
 from stagent_lab.store import schedules as _schedules  # noqa: F401  (registers its migrations)

@@ -20,8 +20,13 @@ def test_cost_over_time_one_line_per_group(store):
     assert [line.get_label() for line in ax.lines] == ["alpha-prof", "beta-prof"]
     beta = ax.lines[1].get_ydata()
     assert list(beta) == pytest.approx([0.01, 0.02, 0.0, 0.04])  # gap day filled with 0
-    assert ax.get_legend() is not None
-    assert fig._repr_png_().startswith(PNG_MAGIC)
+    legend = ax.get_legend()
+    assert legend is not None
+    assert fig._repr_png_().startswith(PNG_MAGIC)  # draws, so the layout is final
+    # The legend sits right of the plotting area, so it never hides a point.
+    renderer = fig.canvas.get_renderer()
+    box, plot = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert box.x0 >= plot.x1
 
 
 def test_cost_over_time_total_and_cumulative(store):

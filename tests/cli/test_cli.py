@@ -26,7 +26,7 @@ def run(*args: str, home: Path, input: str | None = None, timeout: float = 120):
 
 def test_demo_allow_runs_the_whole_loop(tmp_path):
     home = tmp_path / "demo"
-    out = run("demo", "--approve", "allow", home=home)
+    out = run("demo", "--approve", "allow", "--runtime", "scripted", home=home)
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     assert "approval needed: Bash" in text and "git status --short" in text
@@ -54,7 +54,7 @@ def test_demo_allow_runs_the_whole_loop(tmp_path):
 
 
 def test_demo_deny_reaches_the_agent(tmp_path):
-    out = run("demo", "--approve", "deny", home=tmp_path / "demo")
+    out = run("demo", "--approve", "deny", "--runtime", "scripted", home=tmp_path / "demo")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Working tree not inspected: Permission denied (human): Denied by the demo" in out.stdout
 

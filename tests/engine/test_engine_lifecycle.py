@@ -145,7 +145,7 @@ def test_bad_inputs_fail_at_submit_with_precise_errors(lab, project):
     with pytest.raises(ScriptError, match="line 2"):
         lab.submit("x", profile="tester", project=project, script="- say: a\n-: : :\n  bad")
     with pytest.raises(ValueError, match="unknown project 'nowhere'"):
-        lab.submit("x", profile="tester", project="nowhere")
+        lab.submit("x", profile="tester", runtime="scripted", project="nowhere")
     with pytest.raises(ValueError, match="prompt is empty"):
         lab.submit("   ", profile="tester")
     with pytest.raises(ValueError, match="max_turns"):

@@ -26,7 +26,7 @@ def test_default_review_plan_reports_what_the_tools_found(lab, project):
         "def pairs(xs):\n    out = []\n    for a in xs:\n        for b in xs:\n"
         "            out.append((a, b))\n    return out\n"
     )
-    h = lab.submit("review", profile="code-reviewer", project=project)
+    h = lab.submit("review", profile="code-reviewer", runtime="scripted", project=project)
     item = lab.wait_inbox(task=h.id, timeout=60).iloc[0]
     assert item["tool_input"] == {"command": "git status --short"}
     lab.decide(item["id"], "allow")

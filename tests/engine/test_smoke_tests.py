@@ -20,7 +20,7 @@ tests:
 
 
 def test_smoke_tests_store_results(lab):
-    df = lab.test_profile("tester")
+    df = lab.test_profile("tester", runtime="scripted")
     assert df[["test_index", "status", "passed"]].values.tolist() == [[0, "completed", True]]
     stored = lab.sql(
         "SELECT profile_id, runtime_id, passed, missing_keywords FROM profile_test_runs"
@@ -39,7 +39,7 @@ def test_unattended_approvals_are_denied_and_missing_keywords_named(lab, profile
 
     lab.catalog.configure("scripted", script=script)
     try:
-        df = lab.test_profile("asks")
+        df = lab.test_profile("asks", runtime="scripted")
     finally:
         lab.catalog.configure("scripted", script=None)
     row = df.iloc[0]

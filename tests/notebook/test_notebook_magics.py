@@ -90,7 +90,8 @@ def test_wait_blocks_until_done_and_shows_the_card_once(shell, capsys):
     assert handle.status == "completed"
     assert handle.result == "waited"
     out = capsys.readouterr().out
-    assert out.count("TaskCard") == 1  # shown before waiting
+    # Shown once, before waiting: a terminal cannot update a display, so no copies follow.
+    assert out.count("quick one [") == 1 and "TaskCard" not in out
     # The card follows the engine on its ≤ 10 Hz rounds, so it may trail wait() briefly.
     deadline = time.monotonic() + 20
     while handle.card.info["status"] != "completed" and time.monotonic() < deadline:
@@ -205,7 +206,7 @@ def test_command_errors_are_one_line(shell, capsys):
     assert "unknown profile 'nobody'" in capsys.readouterr().err
     shell.run_line_magic("stagent", "")
     out = capsys.readouterr().out
-    assert out.startswith("usage: %%stagent") and "%stagent inbox" in out
+    assert out.startswith("%%stagent [--profile P]") and "%stagent COMMAND" in out
 
 
 def test_use_switches_workspace_and_closes_only_what_it_opened(shell, lab, tmp_path, capsys):
@@ -216,3 +217,44 @@ def test_use_switches_workspace_and_closes_only_what_it_opened(shell, lab, tmp_p
     set_lab(lab)  # the magic opened `other`, so replacing it closes it ...
     assert other._closed
     assert not lab._closed  # ... but the fixture's lab is never closed by us
+
+
+def test_help_is_the_full_usage_with_examples_and_is_the_magics_docstring(shell, capsys):
+    shell.run_line_magic("stagent", "help")
+    out = capsys.readouterr().out
+    for text in ("--profile P", "--runtime R", "--wait", "%stagent COMMAND", "inbox", "monitor",
+                 "chat [--profile P]", "sql QUERY", "Examples", "%stagent cost profile day",
+                 "Tab completes", "runtimes.default"):  # fmt: skip
+        assert text in out, text
+    magic = shell.find_line_magic("stagent")
+    assert magic.__doc__ == out.rstrip("\n") + "\n" or magic.__doc__.strip() == out.strip()
+    info = shell.object_inspect("%stagent")
+    assert "Examples" in (info.get("docstring") or "")
+
+
+def test_tasks_and_cost_tables_keep_rows_on_one_line(shell):
+    from stagent_lab.notebook.tables import Table
+
+    shell.user_ns["plan"] = [{"say": "ok"}]
+    cell(shell, "--profile tester --script plan --wait --title 'A long title with many words'", "x")
+    tasks = shell.run_line_magic("stagent", "tasks")
+    cost = shell.run_line_magic("stagent", "cost runtime day")
+    for table in (tasks, cost):
+        assert isinstance(table, Table) and isinstance(table, pd.DataFrame)
+        html = table._repr_html_()
+        assert "white-space: nowrap" in html and "overflow-x: auto" in html
+        assert "text-overflow: ellipsis" in html
+    assert isinstance(tasks[tasks["status"] == "completed"], Table)  # still a frame to work with
+    assert tasks.loc[0, "title"] == "A long title with many words"  # the data is not cut
+
+
+def test_a_launch_with_no_usable_runtime_says_how_to_set_one_up(shell, lab, capsys):
+    assert cell(shell, "--profile tester", "no runtime chosen") is None
+    err = capsys.readouterr().err
+    assert err.startswith("stagent: no usable runtime for profile tester")
+    assert "runtime='scripted'" in err and "runtimes.default" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert lab.tasks().empty
+    lab.set_setting("runtimes.default", "scripted")
+    handle = cell(shell, "--profile tester", "now it runs offline")
+    assert handle.wait(timeout=20).info()["runtime_id"] == "scripted"

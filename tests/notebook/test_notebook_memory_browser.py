@@ -18,7 +18,6 @@ import traitlets
 
 from stagent_lab.errors import ProfileNotFoundError
 from stagent_lab.notebook import MemoryBrowser, set_lab
-from stagent_lab.notebook.magics import MEMORY_USAGE
 from tests.conftest import write_profile
 
 
@@ -287,7 +286,7 @@ def test_magic_opens_the_browser_and_keeps_the_table_form(shell, lab, capsys):
 
         shell.run_line_magic("stagent", "help")
         out = capsys.readouterr().out
-        assert MEMORY_USAGE in out and "memory --table [PROFILE]" in out
+        assert "memory [PROFILE]" in out and "memory --table PROFILE" in out
     finally:
         browser.close()
     fresh = shell.run_line_magic("stagent", "memory")

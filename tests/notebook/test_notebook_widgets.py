@@ -355,7 +355,7 @@ def test_widget_comms_keep_the_subshell_the_front_end_chose():
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.parametrize("name", ["task_card", "inbox", "monitor", "profiles"])
+@pytest.mark.parametrize("name", ["task_card", "inbox", "monitor", "profiles", "memory", "chat"])
 def test_widget_modules_are_valid_javascript(tmp_path, name):
     from stagent_lab.notebook.widgets._base import bundle
 
@@ -364,3 +364,39 @@ def test_widget_modules_are_valid_javascript(tmp_path, name):
     out = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "export default" in path.read_text()
+
+
+def test_a_status_event_wins_over_a_snapshot_that_lags_it(lab, project, monkeypatch):
+    """The engine publishes the status event a moment before its snapshot moves: a round that
+    reads the snapshot in between must not put the card back to "running" for good."""
+    real = views.refresh_live
+    lagging = {"left": 3}
+
+    def refresh_live(lab_, info):
+        out = real(lab_, info)
+        if out.get("status") == "waiting" and lagging["left"] > 0:
+            lagging["left"] -= 1
+            return {**out, "status": "running"}  # as read just before the snapshot moved
+        return out
+
+    monkeypatch.setattr(views, "refresh_live", refresh_live)
+    h = lab.submit("lag", profile="guarded", project=project, script=steps(ECHO, {"say": "ok"}))
+    card = TaskCard(h.id, lab)
+    assert wait_until(lambda: card.pending != [])
+    assert wait_until(lambda: card.info["status"] == "waiting")
+    assert wait_until(lambda: lagging["left"] == 0)  # it kept looking while the snapshot lagged
+    assert wait_until(lambda: card.info["status"] == "waiting")
+    h.cancel()
+    card.close()
+
+
+def test_overlay_live_keeps_the_event_status_for_a_bounded_number_of_rounds():
+    state = views.CardState(task_id="t1")
+    state.apply([{"event": "status", "seq": 1, "payload": '{"from": "running", "to": "waiting"}'}])
+    shown, again = views.overlay_live(state, {"status": "running", "turns": 2})
+    assert shown == {"status": "waiting", "turns": 2} and again
+    shown, again = views.overlay_live(state, {"status": "waiting", "turns": 2})
+    assert shown["status"] == "waiting" and not again and state.event_status is None
+    state.event_status = ("waiting", 0)  # the snapshot never agreed: it wins
+    shown, again = views.overlay_live(state, {"status": "completed"})
+    assert shown["status"] == "completed" and not again

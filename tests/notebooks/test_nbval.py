@@ -26,6 +26,7 @@ def test_the_notebooks_are_there():
         "02_governance.ipynb",
         "03_cost_and_outcomes.ipynb",
     ]
+    assert "05_chat.ipynb" in NOTEBOOKS  # the chat, executed like the others
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
-"""Runtime health and routing: explicit → preferredRuntime → first usable supported → scripted."""
+"""Runtime health and routing: explicit → preferredRuntime → the workspace default
+(``runtimes.default``) → first usable supported; never a silent offline fallback."""
 
 from __future__ import annotations
 
 import pytest
 
-from stagent_lab import Lab, RuntimeNotAvailableError
+from stagent_lab import Lab, RuntimeNotAvailableError, SettingError
 from tests.conftest import write_profile
 from tests.fakes import OllamaFake
 
@@ -49,11 +50,52 @@ def test_routing_falls_back_with_reasons(tmp_path, profiles_dir, project):
         profile_dirs=[profiles_dir],
         runtime_options={"ollama": {"base_url": "http://127.0.0.1:9"}},
     ) as lab:
+        # Nothing usable and nothing chosen: no offline fallback, one line saying what to do.
+        with pytest.raises(RuntimeNotAvailableError) as err:
+            lab.submit("x", profile="router", project=project)
+        text = str(err.value)
+        assert "\n" not in text
+        assert text.startswith(
+            "no usable runtime for profile router: anthropic-direct and ollama are not usable"
+        )
+        assert "runtime='scripted'" in text and "runtimes.default" in text
+        assert lab.tasks().empty  # nothing was submitted
+        # The workspace says so: the scripted runtime, with the reason in the log.
+        lab.set_setting("runtimes.default", "scripted")
         h = lab.submit("x", profile="router", project=project)
         assert h.view().runtime_id == "scripted"
         h.wait(timeout=60)
         notes = [p["message"] for p in h.logs().query("event == 'notice'")["payload"]]
-        assert notes[-1] == "falling back to the offline scripted runtime"
+        assert any(n.startswith("anthropic-direct not usable: ") for n in notes)
+        assert notes[-1] == "using the workspace default runtime scripted (runtimes.default)"
+
+
+def test_workspace_default_comes_after_the_profiles_preference(tmp_path, profiles_dir, project):
+    write_profile(profiles_dir, "router", PROFILE)
+    with OllamaFake() as fake:
+        fake.script({"text": "local", "usage": {"prompt_eval_count": 5, "eval_count": 2}})
+        opts = {"ollama": {"base_url": fake.base_url}}
+        with Lab(home=tmp_path / "ws", profile_dirs=[profiles_dir], runtime_options=opts) as lab:
+            lab.set_setting("runtimes.default", "ollama")
+            h = lab.submit("x", profile="router", project=project).wait(timeout=60)
+            assert h.view().runtime_id == "ollama"
+            notes = [p["message"] for p in h.logs().query("event == 'notice'")["payload"]]
+            assert "using the workspace default runtime ollama (runtimes.default)" in notes
+            # A preferred runtime that is usable wins over the workspace default.
+            lab.set_setting("runtimes.default", "scripted")
+            h = lab.submit("x", profile="router", project=project, runtime="ollama")
+            assert h.view().runtime_id == "ollama"
+
+
+def test_workspace_default_setting_is_checked(lab, profiles_dir, project):
+    with pytest.raises(SettingError, match=r"runtimes\.default"):
+        lab.set_setting("runtimes.default", "no spaces allowed")
+    write_profile(profiles_dir, "router", PROFILE)
+    lab.set_setting("runtimes.default", "warp")  # not a runtime: noted, then routing goes on
+    with pytest.raises(RuntimeNotAvailableError, match="not usable here"):
+        lab.submit("x", profile="router", project=project)
+    lab.set_setting("runtimes.default", "")  # empty: no default
+    assert lab.settings()["runtimes.default"] == ""
 
 
 def test_explicit_runtime_errors(lab, profiles_dir):
@@ -67,6 +109,7 @@ def test_explicit_runtime_errors(lab, profiles_dir):
 
 
 def test_auto_routing_explains_the_profile_choice(lab, project):
+    lab.set_setting("runtimes.default", "scripted")
     h = lab.submit("Review the auth middleware for SQL injection", project=project)
     item = lab.wait_inbox(task=h.id, timeout=60).iloc[0]  # its plan asks for `git status`
     lab.decide(item["id"], "deny", "not needed")

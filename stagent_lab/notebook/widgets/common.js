@@ -49,10 +49,24 @@ function elapsedOf(startedMs, finishedMs) {
   return ((finishedMs || Date.now()) - startedMs) / 1000;
 }
 
-function fmtCost(usd) {
-  if (usd === null || usd === undefined) return "–";
-  if (usd === 0) return "$0";
-  return usd < 0.01 ? `$${usd.toFixed(5)}` : `$${usd.toFixed(4)}`;
+// Money, limits and counts read the same here as in the static copy (notebook/fmt.py).
+function fmtUsd(usd) {
+  if (usd === null || usd === undefined || !isFinite(usd)) return "–";
+  if (usd === 0) return "$0.00";
+  return Math.abs(usd) < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+}
+
+function fmtCost(usd, budget) {
+  return budget ? `${fmtUsd(usd || 0)} of ${fmtUsd(budget)}` : fmtUsd(usd);
+}
+
+function fmtPlural(n, word, many) {
+  return `${n} ${n === 1 ? word : many || `${word}s`}`;
+}
+
+function fmtTurns(turns, maxTurns) {
+  const n = turns || 0;
+  return maxTurns ? `${n} of ${maxTurns} turns` : fmtPlural(n, "turn");
 }
 
 function fmtCount(n) {
@@ -68,17 +82,20 @@ function statusBadge(status) {
 }
 
 // Front-end actions are custom messages; Python answers through the `last_action` trait
-// with the request id, so each button can show its own outcome.
+// with the request id, so each button can show its own outcome. A message that cannot be
+// sent (the kernel is gone) or gets no answer in time says so instead of "sending…" forever.
 let stgRequestCounter = 0;
+const ACK_TIMEOUT_MS = 20000;
 
-function makeActions(model) {
+function makeActions(model, onDead) {
   const waiting = new Map();
   const onAck = () => {
     const ack = model.get("last_action") || {};
-    const done = waiting.get(ack.req);
-    if (done) {
+    const entry = waiting.get(ack.req);
+    if (entry) {
       waiting.delete(ack.req);
-      done(ack);
+      clearTimeout(entry.timer);
+      entry.done(ack);
     }
   };
   model.on("change:last_action", onAck);
@@ -86,13 +103,116 @@ function makeActions(model) {
     send(payload, done) {
       stgRequestCounter += 1;
       const req = `${Date.now().toString(36)}-${stgRequestCounter}`;
-      if (done) waiting.set(req, done);
-      model.send({ ...payload, req });
+      const finish = done || (() => {});
+      try {
+        model.send({ ...payload, req });
+      } catch (err) {
+        if (onDead) onDead(String(err));
+        finish({ req, ok: false, message: "not sent: the kernel that owns this view is gone" });
+        return;
+      }
+      const timer = setTimeout(() => {
+        if (!waiting.has(req)) return;
+        waiting.delete(req);
+        finish({
+          req,
+          ok: false,
+          message: "no answer from the kernel yet: it may be busy (see docs: kernel subshells) or gone",
+        });
+      }, ACK_TIMEOUT_MS);
+      waiting.set(req, { done: finish, timer });
     },
     dispose() {
       model.off("change:last_action", onAck);
+      for (const entry of waiting.values()) clearTimeout(entry.timer);
+      waiting.clear();
     },
   };
+}
+
+// Is this view still connected? Three sources: the kernel connection of the page (the widget
+// manager's kernel, its status and the model's comm), and the `connection` trait that Python
+// sets when the workspace stops answering. `onChange(state)` gets {ok, kind, text}.
+const DEAD_KERNEL_STATES = new Set(["dead", "restarting", "autorestarting", "terminating"]);
+
+function watchConnection(model, el, onChange) {
+  const manager = model.widget_manager;
+  const kernelOf = () => {
+    try {
+      return manager && "kernel" in manager ? manager.kernel : undefined;
+    } catch (err) {
+      return null; // a disposed manager has no kernel
+    }
+  };
+  const first = kernelOf();
+  const firstId = first ? first.id : null;
+  let last = "";
+  let deadNote = "";
+  const compute = () => {
+    const kernel = kernelOf();
+    if (deadNote) return { ok: false, kind: "kernel", text: deadNote };
+    if (el.closest(".jupyter-widgets-disconnected")) return { ok: false, kind: "kernel" };
+    if (kernel === null || (firstId && kernel && kernel.id !== firstId)) return { ok: false, kind: "kernel" };
+    if (kernel && DEAD_KERNEL_STATES.has(kernel.status)) return { ok: false, kind: "kernel" };
+    if (kernel && kernel.connectionStatus && kernel.connectionStatus !== "connected") {
+      return { ok: false, kind: "reconnecting" };
+    }
+    const conn = model.get("connection") || {};
+    if (conn.state && conn.state !== "live") {
+      return { ok: false, kind: conn.state, text: conn.message || "", transport: conn.transport };
+    }
+    return { ok: true, kind: "live", transport: conn.transport };
+  };
+  const check = () => {
+    const state = compute();
+    const key = `${state.ok}|${state.kind}|${state.text || ""}`;
+    if (key !== last) {
+      last = key;
+      onChange(state);
+    }
+  };
+  model.on("change:connection", check);
+  model.on("comm_live_update", () => setTimeout(check, 0));
+  const session = manager && manager.context && manager.context.sessionContext;
+  const signals = session
+    ? [session.statusChanged, session.kernelChanged, session.connectionStatusChanged].filter(Boolean)
+    : [];
+  const slot = () => check();
+  for (const signal of signals) signal.connect(slot);
+  const timer = setInterval(check, 2000);
+  check();
+  return {
+    dead(note) {
+      deadNote = note || "the kernel that owns this view is gone";
+      check();
+    },
+    dispose() {
+      clearInterval(timer);
+      for (const signal of signals) signal.disconnect(slot);
+      model.off("change:connection", check);
+    },
+  };
+}
+
+// Grey out a view whose kernel or workspace is gone: disable its controls (remembering which
+// were enabled) and show `banner` with what to do. `live` restores them.
+function setLive(root, banner, state, guidance) {
+  root.classList.toggle("stg-dead", !state.ok);
+  if (state.ok) {
+    banner.hidden = true;
+    for (const node of root.querySelectorAll("[data-stg-off]")) {
+      node.disabled = false;
+      delete node.dataset.stgOff;
+    }
+    return;
+  }
+  for (const node of root.querySelectorAll("button, input, textarea, select")) {
+    if (banner.contains(node) || node.disabled) continue;
+    node.disabled = true;
+    node.dataset.stgOff = "1";
+  }
+  banner.hidden = false;
+  banner.textContent = guidance(state);
 }
 
 // Keep one DOM node per key so typing in an approval's message box survives re-renders.
@@ -129,14 +249,24 @@ const EVENT_LABEL = {
   result: "done",
 };
 
-function logRow(entry, { showTask = false } = {}) {
+// A task as the monitor names it: its title (the id is in the tooltip).
+function taskName(id, titles) {
+  const title = titles && titles[id];
+  return title ? (title.length > 40 ? `${title.slice(0, 39)}…` : title) : String(id || "").slice(0, 8);
+}
+
+function logRow(entry, { showTask = false, titles = null } = {}) {
   const kind = entry.event || "";
   const row = h(
     "li",
     { class: `stg-log-row stg-ev-${kind} stg-lv-${entry.level || "info"}`, "data-event": kind },
     h("span", { class: "stg-log-time", text: fmtClock(entry.ts) }),
     showTask && entry.task
-      ? h("span", { class: "stg-log-task", title: entry.profile || "", text: entry.task.slice(0, 6) })
+      ? h("span", {
+          class: "stg-log-task",
+          title: `task ${entry.task}${entry.profile ? ` · ${entry.profile}` : ""}`,
+          text: taskName(entry.task, titles),
+        })
       : null,
     h("span", { class: "stg-log-kind", text: EVENT_LABEL[kind] || kind }),
     entry.tool ? h("span", { class: "stg-log-tool", text: entry.tool }) : null,
@@ -195,7 +325,7 @@ function approvalBox(item, actions, { showTask = false } = {}) {
   if (isQuestion) {
     messageInput = h("textarea", { class: "stg-message", rows: "2", "aria-label": "Your answer", placeholder: "Your answer" });
   } else {
-    messageInput = h("input", { type: "text", class: "stg-message", "aria-label": "Message to the agent", placeholder: "Message to the agent (optional; shown with Deny)" });
+    messageInput = h("input", { type: "text", class: "stg-message", "aria-label": "Message to the agent", placeholder: "Message to the agent (Enter denies with it)" });
   }
   box.append(messageInput);
 
@@ -212,6 +342,14 @@ function approvalBox(item, actions, { showTask = false } = {}) {
       },
     );
   };
+  // Enter sends the message with the decision it belongs to: Deny for a permission (the agent
+  // reads it), Answer for a question (Shift+Enter adds a line to an answer).
+  messageInput.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    if (!messageInput.value.trim()) return;
+    event.preventDefault();
+    decide(isQuestion ? "answer" : "deny");
+  });
   const button = (label, decision, style, title) => {
     const b = h("button", { type: "button", class: `stg-btn ${style}`, title, text: label, onclick: () => decide(decision) });
     buttons.push(b);

@@ -2,7 +2,9 @@
 
 export default {
   render({ model, el }) {
-    const actions = makeActions(model);
+    const banner = h("div", { class: "stg-banner", role: "alert", hidden: true });
+    let connection = null;
+    const actions = makeActions(model, (why) => connection && connection.dead(why));
     const heading = h("h3", { class: "stg-title" });
     const list = h("div", { class: "stg-pending", "aria-label": "Pending items" });
     const empty = h("p", { class: "stg-empty stg-muted", text: "Nothing is waiting for you." });
@@ -18,7 +20,15 @@ export default {
         recentBody,
       ),
     );
-    el.append(h("div", { class: "stagent stg-inbox", role: "region", "aria-label": "Inbox" }, heading, empty, list, recent));
+    const root = h("div", { class: "stagent stg-inbox", role: "region", "aria-label": "Inbox" }, heading, banner, empty, list, recent);
+    el.append(root);
+    let lastState = { ok: true };
+    const guidance = (st) =>
+      st.kind === "reconnecting"
+        ? "Reconnecting to the kernel…"
+        : st.kind === "kernel"
+          ? "This inbox's kernel is gone (restarted or shut down), so its buttons no longer reach the workspace. Run %stagent inbox for a live one."
+          : `${st.text || "The workspace does not answer."}`;
 
     function renderItems() {
       const items = model.get("items") || [];
@@ -28,6 +38,7 @@ export default {
       );
       empty.hidden = items.length > 0;
       syncKeyed(list, items, (it) => it.id, (it) => approvalBox(it, actions, { showTask: true }));
+      if (!lastState.ok) setLive(root, banner, lastState, guidance);
     }
 
     function renderRecent() {
@@ -53,6 +64,13 @@ export default {
     renderRecent();
     model.on("change:items", renderItems);
     model.on("change:recent", renderRecent);
-    return () => actions.dispose();
+    connection = watchConnection(model, el, (state) => {
+      lastState = state;
+      setLive(root, banner, state, guidance);
+    });
+    return () => {
+      connection.dispose();
+      actions.dispose();
+    };
   },
 };

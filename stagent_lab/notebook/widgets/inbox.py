@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from stagent_lab.notebook import views
+from stagent_lab.notebook import static, views
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
 if TYPE_CHECKING:
@@ -49,3 +49,14 @@ class Inbox(LiveWidget):
 
     def _read_store(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return views.pending_items(self.lab), views.recent_decisions(self.lab, self._recent_limit)
+
+    # ---- the static copy ---------------------------------------------------------------
+
+    def static_bundle(self) -> dict[str, str]:
+        return static.inbox(list(self.items), list(self.recent))
+
+    def static_key(self) -> Any:
+        return (
+            tuple(i["id"] for i in self.items),
+            tuple((r["id"], r.get("decision")) for r in self.recent),
+        )

@@ -17,7 +17,9 @@ function memSelect(props, options, current) {
 
 export default {
   render({ model, el }) {
-    const actions = makeActions(model);
+    const banner = h("div", { class: "stg-banner", role: "alert", hidden: true });
+    let connection = null;
+    const actions = makeActions(model, (why) => connection && connection.dead(why));
     const editing = new Map(); // memory id → its open edit row (typing survives refreshes)
 
     // ---- toolbar: title, count, filters -------------------------------------------------
@@ -110,25 +112,25 @@ export default {
       body,
     );
 
-    el.append(
+    const root = h(
+      "div",
+      { class: "stagent stg-memory", role: "region", "aria-label": "Memory browser" },
+      h("div", { class: "stg-head" }, h("h3", { class: "stg-title", text: "Memory" }), count, refresh),
+      banner,
       h(
         "div",
-        { class: "stagent stg-memory", role: "region", "aria-label": "Memory browser" },
-        h("div", { class: "stg-head" }, h("h3", { class: "stg-title", text: "Memory" }), count, refresh),
-        h(
-          "div",
-          { class: "stg-filters" },
-          h("label", { class: "stg-field" }, h("span", { text: "profile" }), profileFilter),
-          h("label", { class: "stg-field" }, h("span", { text: "category" }), categoryFilter),
-          h("label", { class: "stg-field" }, h("span", { text: "status" }), statusFilter),
-        ),
-        search,
-        feedback,
-        addForm,
-        empty,
-        table,
+        { class: "stg-filters" },
+        h("label", { class: "stg-field" }, h("span", { text: "profile" }), profileFilter),
+        h("label", { class: "stg-field" }, h("span", { text: "category" }), categoryFilter),
+        h("label", { class: "stg-field" }, h("span", { text: "status" }), statusFilter),
       ),
+      search,
+      feedback,
+      addForm,
+      empty,
+      table,
     );
+    el.append(root);
 
     const say = (ack, fallback) => {
       feedback.className = `stg-feedback ${ack.ok ? "stg-ok" : "stg-err"}`;
@@ -333,8 +335,15 @@ export default {
     }
     model.on("change:memories", render);
     model.on("change:total", render);
+    connection = watchConnection(model, el, (state) => setLive(root, banner, state, (st) =>
+        st.kind === "reconnecting"
+          ? "Reconnecting to the kernel…"
+          : st.kind === "kernel"
+            ? "This view's kernel is gone (restarted or shut down), so its buttons do nothing. Run %stagent memory for a live one."
+            : `${st.text || "The workspace does not answer."}`));
     return () => {
       clearTimeout(searchTimer);
+      connection.dispose();
       actions.dispose();
     };
   },

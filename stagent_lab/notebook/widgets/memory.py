@@ -17,6 +17,7 @@ import traitlets
 
 from stagent_lab.api.requests import MemoryBrowserRows
 from stagent_lab.memory.scoring import CATEGORIES, STATUSES
+from stagent_lab.notebook import static
 from stagent_lab.notebook.views import epoch_ms
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
@@ -222,6 +223,14 @@ class MemoryBrowser(LiveWidget):
         """Profiles to filter on or add to: the loaded ones plus any that still own memories
         (the registry stats profile folders, so this runs here rather than on the engine)."""
         return sorted(set(self.lab.profiles.ids()) | owners)
+
+    # ---- the static copy ---------------------------------------------------------------
+
+    def static_bundle(self) -> dict[str, str]:
+        return static.memories(list(self.memories), int(self.total))
+
+    def static_key(self) -> Any:
+        return (self.total, tuple((m["id"], m["status"], m["effective"]) for m in self.memories))
 
     # ---- front-end actions (shell or subshell thread) ----------------------------------
 

@@ -2,7 +2,9 @@
 
 export default {
   render({ model, el }) {
-    const actions = makeActions(model);
+    const banner = h("div", { class: "stg-banner", role: "alert", hidden: true });
+    let connection = null;
+    const actions = makeActions(model, (why) => connection && connection.dead(why));
     const search = h("input", { type: "search", class: "stg-search", placeholder: "Filter profiles (id, name, tag, tool)", "aria-label": "Filter profiles" });
     const count = h("span", { class: "stg-muted" });
     const refresh = h("button", {
@@ -19,16 +21,16 @@ export default {
     });
     const errors = h("div", { class: "stg-errors", role: "alert" });
     const grid = h("div", { class: "stg-grid" });
-    el.append(
-      h(
-        "div",
-        { class: "stagent stg-profiles", role: "region", "aria-label": "Profiles" },
-        h("div", { class: "stg-head" }, h("h3", { class: "stg-title", text: "Profiles" }), count, refresh),
-        search,
-        errors,
-        grid,
-      ),
+    const root = h(
+      "div",
+      { class: "stagent stg-profiles", role: "region", "aria-label": "Profiles" },
+      h("div", { class: "stg-head" }, h("h3", { class: "stg-title", text: "Profiles" }), count, refresh),
+      banner,
+      search,
+      errors,
+      grid,
     );
+    el.append(root);
 
     const chips = (values, cls) => h("div", { class: "stg-chips" }, ...(values || []).map((v) => h("span", { class: `stg-chip ${cls || ""}`, text: v })));
 
@@ -78,6 +80,15 @@ export default {
     render();
     model.on("change:profiles", render);
     model.on("change:errors", render);
-    return () => actions.dispose();
+    connection = watchConnection(model, el, (state) => setLive(root, banner, state, (st) =>
+        st.kind === "reconnecting"
+          ? "Reconnecting to the kernel…"
+          : st.kind === "kernel"
+            ? "This view's kernel is gone (restarted or shut down), so its buttons do nothing. Run %stagent profiles for a live one."
+            : `${st.text || "The workspace does not answer."}`));
+    return () => {
+      connection.dispose();
+      actions.dispose();
+    };
   },
 };

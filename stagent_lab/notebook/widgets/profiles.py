@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from stagent_lab.notebook import views
+from stagent_lab.notebook import static, views
 from stagent_lab.notebook.widgets._base import StagentWidget, bundle
 
 if TYPE_CHECKING:
@@ -43,3 +43,6 @@ class ProfilesView(StagentWidget):
             self.refresh()
             return f"{len(self.profiles)} profiles"
         return super().handle_action(kind, content)
+
+    def static_bundle(self) -> dict[str, str]:
+        return static.profiles(list(self.profiles))

@@ -1,14 +1,20 @@
 // The task card: a live view of one task (see task_card.py). Everything shown comes from the
-// model's synced state, so a reloaded page re-renders the same card from the kernel.
+// model's synced state, so a reloaded page re-renders the same card from the kernel. When the
+// kernel or the workspace is gone the card greys out, disables its buttons and says what to do.
 
 const ACTIVE_STATES = new Set(["queued", "running", "waiting"]);
 const RESUMABLE_STATES = new Set(["failed", "cancelled", "paused"]);
+const OFFLINE_TITLE =
+  "The scripted runtime plays a deterministic demo offline: no model was called, and the result is canned.";
 
 export default {
   render({ model, el }) {
-    const actions = makeActions(model);
+    const banner = h("div", { class: "stg-banner", role: "alert", hidden: true });
+    let connection = null;
+    const actions = makeActions(model, (why) => connection && connection.dead(why));
     const title = h("h3", { class: "stg-title" });
     const badgeSlot = h("span", { class: "stg-badge-slot" });
+    const offline = h("span", { class: "stg-offline-badge", title: OFFLINE_TITLE, text: "offline demo", hidden: true });
     const meta = h("div", { class: "stg-meta" });
     const numbers = h("div", { class: "stg-numbers" });
     const elapsed = h("span", { class: "stg-elapsed", title: "elapsed" });
@@ -23,10 +29,18 @@ export default {
     const logBox = h("div", { class: "stg-log", role: "log", "aria-label": "Task log" }, dropped, headList, tailList);
     const streaming = h("div", { class: "stg-streaming", "aria-live": "off" });
     const result = h("details", { class: "stg-result", open: true }, h("summary", { text: "Result" }));
-    const resultText = h("div", { class: "stg-result-text" });
+    const resultText = h("div", { class: "stg-result-text stg-markdown" });
     result.append(resultText);
     const failure = h("div", { class: "stg-failure", role: "alert" });
     const feedback = h("span", { class: "stg-feedback", role: "status", "aria-live": "polite" });
+    // An action's outcome ("cancelling", "resumed") is true until the status moves on.
+    let feedbackStatus = null;
+    let feedbackTimer = null;
+    const clearFeedback = () => {
+      feedback.textContent = "";
+      feedback.className = "stg-feedback";
+      feedbackStatus = null;
+    };
     const control = (label, type, style) =>
       h("button", {
         type: "button",
@@ -35,11 +49,14 @@ export default {
         onclick: (event) => {
           const b = event.currentTarget;
           b.disabled = true;
+          clearTimeout(feedbackTimer);
           feedback.className = "stg-feedback";
           feedback.textContent = "sending…";
           actions.send({ type }, (ack) => {
             feedback.className = `stg-feedback ${ack.ok ? "stg-ok" : "stg-err"}`;
             feedback.textContent = ack.message;
+            feedbackStatus = info().status;
+            if (ack.ok) feedbackTimer = setTimeout(clearFeedback, 10000);
             renderControls();
           });
         },
@@ -51,7 +68,8 @@ export default {
     const card = h(
       "div",
       { class: "stagent stg-card", role: "region" },
-      h("div", { class: "stg-head" }, title, badgeSlot),
+      h("div", { class: "stg-head" }, title, offline, badgeSlot),
+      banner,
       meta,
       numbers,
       pending,
@@ -73,6 +91,7 @@ export default {
     }
 
     function renderControls() {
+      if (card.classList.contains("stg-dead")) return;
       const status = info().status;
       cancelBtn.disabled = !ACTIVE_STATES.has(status);
       resumeBtn.disabled = !RESUMABLE_STATES.has(status);
@@ -82,27 +101,36 @@ export default {
       const i = info();
       card.dataset.taskId = i.id || "";
       card.dataset.status = i.status || "";
+      card.dataset.runtime = i.runtime || "";
       card.setAttribute("aria-label", `Task ${i.title || i.id}`);
       title.textContent = i.title || i.id || "task";
       badgeSlot.replaceChildren(statusBadge(i.status));
+      offline.hidden = i.runtime !== "scripted";
+      const runtime = i.runtime === "scripted" ? "scripted (offline demo)" : i.runtime;
       const bits = [
         ["profile", i.profile],
-        ["runtime", i.runtime],
-        ["model", i.model],
+        ["runtime", runtime],
+        ["model", i.runtime === "scripted" ? null : i.model],
         ["project", i.project],
         ["task", i.id],
       ].filter(([, v]) => v);
       meta.replaceChildren(
         ...bits.map(([k, v]) => h("span", { class: "stg-meta-item" }, h("span", { class: "stg-muted", text: `${k} ` }), String(v))),
       );
-      turns.textContent = `turns ${i.turns || 0}`;
-      cost.textContent = fmtCost(i.cost_usd);
-      result.hidden = !i.result;
-      resultText.textContent = i.result || "";
+      turns.textContent = fmtTurns(i.turns, i.max_turns);
+      cost.textContent = fmtCost(i.cost_usd || 0, i.max_budget_usd);
+      cost.title = i.max_budget_usd ? "spent of the task's budget" : "spent so far";
       failure.hidden = !i.failure_reason || i.status === "completed";
       failure.textContent = i.failure_reason ? `${i.status}: ${i.failure_reason}` : "";
+      if (feedbackStatus !== null && feedbackStatus !== i.status) clearFeedback();
       renderElapsed();
       renderControls();
+    }
+
+    function renderResult() {
+      const html = model.get("result_html") || "";
+      result.hidden = !html;
+      resultText.innerHTML = html; // sanitised in Python (markdown-it + nh3): no links, scripts or images
     }
 
     function renderTokens() {
@@ -114,6 +142,7 @@ export default {
       const items = model.get("pending") || [];
       pending.hidden = items.length === 0;
       syncKeyed(pending, items, (it) => it.id, (it) => approvalBox(it, actions));
+      if (card.classList.contains("stg-dead")) setLive(card, banner, lastState, guidance);
     }
 
     // Follow the newest entries unless the reader scrolled up to look at older ones.
@@ -140,7 +169,25 @@ export default {
       streaming.textContent = text;
     }
 
+    function guidance(state) {
+      const i = info();
+      const id = i.id || "ID";
+      if (state.kind === "reconnecting") return "Reconnecting to the kernel… the buttons wait until it answers.";
+      if (state.kind === "kernel") {
+        const where =
+          state.transport === "service"
+            ? `The task keeps running in the workspace service: run %stagent task ${id} in this notebook to get a live card.`
+            : ACTIVE_STATES.has(i.status)
+              ? `Its workspace ran inside that kernel, so the task stopped with it: open the workspace again and run %stagent task ${id} (or %stagent resume ${id}).`
+              : `Run %stagent task ${id} in this notebook to show the task again.`;
+        return `This card's kernel is gone (restarted or shut down), so its buttons no longer reach the task. ${where}`;
+      }
+      return `${state.text || "The workspace does not answer."} (%stagent task ${id})`;
+    }
+
+    let lastState = { ok: true };
     renderInfo();
+    renderResult();
     renderTokens();
     renderPending();
     renderLog("all");
@@ -148,17 +195,25 @@ export default {
     requestAnimationFrame(scrollToEnd); // once the card is laid out
 
     model.on("change:info", renderInfo);
+    model.on("change:result_html", renderResult);
     model.on("change:tokens", renderTokens);
     model.on("change:pending", renderPending);
     model.on("change:log", () => renderLog("all"));
     model.on("change:log_tail", () => renderLog("tail"));
     model.on("change:streaming", renderStreaming);
+    connection = watchConnection(model, el, (state) => {
+      lastState = state;
+      setLive(card, banner, state, guidance);
+      if (state.ok) renderControls();
+    });
     const timer = setInterval(() => {
-      if (ACTIVE_STATES.has(info().status)) renderElapsed();
+      if (ACTIVE_STATES.has(info().status) && lastState.ok) renderElapsed();
     }, 1000);
 
     return () => {
       clearInterval(timer);
+      clearTimeout(feedbackTimer);
+      connection.dispose();
       actions.dispose();
     };
   },

@@ -5,6 +5,10 @@ launched while the hub was listening (every ``%%stagent`` launch) the history co
 hub's in-memory backlog; otherwise from the store (an old task, a task from another process).
 The card subscribes before it reads and skips events whose ``seq`` it already holds, so no
 event falls in the gap between the two and none is shown twice.
+
+The result is rendered from Markdown in Python (sanitised, link-free) and sent as
+``result_html``; the static copy beside the card (``static.card``) is re-sent at every status
+change and once more when the task ends, so the saved notebook holds the outcome.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 
 from stagent_lab.client.handle import TaskHandle
-from stagent_lab.notebook import views
+from stagent_lab.notebook import static, views
 from stagent_lab.notebook.live import hub_for
+from stagent_lab.notebook.markdown import render_markdown
 from stagent_lab.notebook.widgets._base import LiveWidget, bundle
 
 if TYPE_CHECKING:
     from stagent_lab.client.lab import Lab
 
 SNAPSHOT_ROWS = 500
+FINISHED = frozenset({"completed", "failed", "cancelled", "paused"})
 
 
 class TaskCard(LiveWidget):
@@ -37,6 +43,7 @@ class TaskCard(LiveWidget):
     tokens = traitlets.Dict().tag(sync=True)
     streaming = traitlets.Unicode("").tag(sync=True)
     pending = traitlets.List().tag(sync=True)
+    result_html = traitlets.Unicode("").tag(sync=True)  # the result's Markdown, sanitised
 
     def __init__(
         self, task_id: str, lab: Lab | None = None, *, view: Any = None, **kwargs: Any
@@ -92,6 +99,7 @@ class TaskCard(LiveWidget):
         state = self._state
         # Copies: a trait must never share a mutable object with the state folded into later,
         # or traitlets would see "no change" and the update would never be sent.
+        self._result_source = state.info.get("result")
         return {
             "info": dict(state.info),
             "log": list(state.log.head),
@@ -100,6 +108,7 @@ class TaskCard(LiveWidget):
             "tokens": dict(state.tokens),
             "streaming": state.streaming,
             "pending": pending,
+            "result_html": render_markdown(self._result_source),
         }
 
     def _stored_snapshot(self, lab: Lab, task_id: str) -> dict[str, Any]:
@@ -108,6 +117,7 @@ class TaskCard(LiveWidget):
         state.info = dict(snap["info"])
         state.apply(snap["events"])
         state.info = dict(snap["info"])  # the store row beats what the replay derived
+        state.event_status = None
         state.tokens = dict(snap["tokens"])
         state.log.dropped += snap["dropped"]
         state.log.take_changes()
@@ -116,13 +126,18 @@ class TaskCard(LiveWidget):
     def update_state(self, events: list[dict[str, Any]], *, poked: bool, polled: bool) -> None:
         state = self._state
         changed = state.apply(events)
-        if poked or changed & {"info", "tokens", "log"}:
+        if poked or changed & {"info", "tokens", "log"} or state.event_status is not None:
             if poked:  # the first round, and after every action: the store's full row
                 row = self._hub.read(views.task_info, self.lab, state.task_id)
                 state.info = {**state.info, **row}
-            state.info = views.refresh_live(self.lab, state.info)
+            state.info, again = views.overlay_live(state, views.refresh_live(self.lab, state.info))
+            if again:
+                self._hub.poke(self)
             if state.info != self.info:
                 self.info = dict(state.info)
+            if state.info.get("result") != self._result_source:
+                self._result_source = state.info.get("result")
+                self.result_html = render_markdown(self._result_source)
         if "tokens" in changed:
             self.tokens = dict(state.tokens)
         if "streaming" in changed:
@@ -137,6 +152,33 @@ class TaskCard(LiveWidget):
             pending = self._hub.read(views.pending_items, self.lab, state.task_id)
             if pending != self.pending:
                 self.pending = pending
+
+    # ---- the static copy ---------------------------------------------------------------
+
+    def static_bundle(self) -> dict[str, str]:
+        return static.card(dict(self.info), pending=list(self.pending), tokens=dict(self.tokens))
+
+    def static_key(self) -> Any:
+        i = self.info
+        return (
+            i.get("status"),
+            i.get("result"),
+            i.get("failure_reason"),
+            i.get("resume_count"),
+            i.get("turns"),
+            round(float(i.get("cost_usd") or 0.0), 6),
+            tuple(p.get("id") for p in self.pending),
+        )
+
+    def static_final(self) -> bool:
+        # Every status change goes out at once (the end of the task above all); cost and turn
+        # updates while it runs at most every STATIC_MIN_INTERVAL_S.
+        sent = getattr(self, "_static_sent", None)
+        return (
+            sent is None
+            or sent[0] != self.info.get("status")
+            or sent[6] != tuple(p.get("id") for p in self.pending)
+        )
 
     # ---- actions -----------------------------------------------------------------------
 
