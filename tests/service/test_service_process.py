@@ -342,3 +342,26 @@ def test_a_refused_connect_leaves_no_socket_behind(tmp_path):
         gc.collect()
     leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+def test_a_schedule_fires_in_the_service_after_every_client_left(home, profiles_dir):
+    """Real processes: the client adds a one-shot schedule a few seconds ahead and leaves; the
+    service (idle limit 3 s in tests) stays up for it, fires it, and only then stops."""
+    from datetime import UTC, datetime, timedelta
+
+    with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
+        at = datetime.now(UTC) + timedelta(seconds=8)
+        sid = lab.schedules.add(
+            "unattended", "Job.", at=at, profile="tester", script=[{"result": "fired alone"}]
+        )
+        pid = conn.read_connection(home).pid
+    # no client now: without the schedule the service would stop after 3 s
+    time.sleep(4)
+    assert conn.pid_alive(pid), "the service stopped with an active schedule"
+    assert _wait_gone(pid, timeout=90), "the service did not stop once the schedule was done"
+    with Lab(home=home, profile_dirs=[profiles_dir]) as lab:  # a new service, same record
+        firings = lab.schedules.firings(sid)
+        assert list(firings["status"]) == ["succeeded"]
+        task = lab.task(firings["task_id"].iloc[0])
+        assert (task.status, task.result) == ("completed", "fired alone")
+        assert conn.read_connection(home).pid != pid
