@@ -36,6 +36,7 @@ def test_public_names_are_listed():
         "notebook",
         "analytics",
         "channels",
+        "chat",
     }
     assert public - modules - {"annotations"} <= set(stagent_lab.__all__)
 

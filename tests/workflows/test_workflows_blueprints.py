@@ -210,6 +210,7 @@ def drive(lab, run, timeout: float = 120.0) -> str:
 @pytest.mark.timeout(600)
 def test_every_builtin_passes_a_smoke_run_on_scripted(lab, project):
     assert set(SAMPLES) == set(BUILTINS)
+    lab.set_setting("runtimes.default", "scripted")  # offline on purpose: no silent fallback
     lab.submit("broken task", profile="tester", script=[{"fail": "disk full"}]).wait(30)
     lab.submit("priced", profile="tester", model="claude-sonnet-4-5",
                script=[{"say": "hi"}, {"result": "ok"}]).wait(30)  # fmt: skip
