@@ -202,8 +202,13 @@ def refresh_live(lab: Lab, info: dict[str, Any]) -> dict[str, Any]:
     for key, when in (("started_ms", view.started_at), ("finished_ms", view.finished_at)):
         if when is not None:
             out[key] = epoch_ms(when)
-    if view.status not in ("completed", "failed", "cancelled", "paused"):
-        out["finished_ms"] = None if view.finished_at is None else out.get("finished_ms")
+    if view.finished_at is None and view.status not in (
+        "completed",
+        "failed",
+        "cancelled",
+        "paused",
+    ):
+        out["finished_ms"] = None  # running again (a resume): no finish time
     if view.max_turns is not None:
         out["max_turns"] = view.max_turns
     if view.max_budget_usd is not None:
