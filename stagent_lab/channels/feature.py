@@ -163,6 +163,10 @@ class ChannelsFeature:
     def routable(self) -> list[Channel]:
         return [c for c in self._channels.values() if c.status != "disabled"]
 
+    def any_routable(self) -> bool:
+        """Whether any channel could take a message (any thread; called for every event)."""
+        return any(c.status != "disabled" for c in self._channels.values())
+
     def _replace(self, ch: Channel | None, remove: str | None = None) -> None:
         channels = dict(self._channels)
         if remove:

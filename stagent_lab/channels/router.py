@@ -137,7 +137,9 @@ class Router:
     # ---- subscriber (engine thread; quick) ---------------------------------------------
 
     def on_event(self, ev: dict[str, Any]) -> None:
-        if ev.get("id") is None:
+        # With no channel to deliver to, an event costs nothing more: routing commits the
+        # writer and reads the store on the engine thread, which a task waits behind.
+        if ev.get("id") is None or not self.f.any_routable():
             return
         subject = ev.get("subject") or "task"
         name = ev.get("event")

@@ -100,6 +100,8 @@ class Engine:
         clock: Clock | None = None,
         redact: Redactor | None = None,
         max_concurrent: int | None = None,
+        hooks: EngineHooks | None = None,
+        task_loader: Callable[[str], TaskState] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -107,10 +109,10 @@ class Engine:
         self.tools = tools
         self.clock = clock or Clock()
         self.redact = redact or Redactor()
-        self.hooks = EngineHooks()
+        self.hooks = hooks or EngineHooks()
         self._max_override = max_concurrent
-        # Rebuilds a TaskState from the store (set by the service; needs the profile registry).
-        self.task_loader: Callable[[str], TaskState] | None = None
+        # Rebuilds a TaskState from the store (given by the service; needs the profile registry).
+        self.task_loader = task_loader
         self.rules: list[SavedRule] = []
         self.rule_index = RuleIndex(())  # compiled from ``rules``; rebuilt when they change
         self.loop = asyncio.new_event_loop()
@@ -140,10 +142,12 @@ class Engine:
 
     # ---- thread plumbing ----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> list[str]:
+        """Start the loop thread; returns the ids of the tasks reconciled as failed."""
         self._thread.start()
         self._ready.wait()
         self.reconciled = self.call(self._startup, timeout=120)
+        return list(self.reconciled)
 
     def _thread_main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -359,6 +363,74 @@ class Engine:
 
         position = attach() if self.on_engine_thread else self.call(attach)
         return (lambda: self.events.remove_subscriber(fn)), position
+
+    # ---- the host surface: what the service uses, so no part is reached from outside -----
+
+    def call_at(self, when: Any, fn: Callable[[], Any], label: str = "timer") -> Any:
+        """A timer on the engine clock (engine thread); ``.cancel()`` on the result stops it."""
+        return self.timers.at(when, fn, label)
+
+    def call_after(self, seconds: float, fn: Callable[[], Any], label: str = "timer") -> Any:
+        return self.timers.after(seconds, fn, label)
+
+    def set_pool_limit(self, pool: str, limit: Callable[[], int]) -> None:
+        self.queue.set_pool_limit(pool, limit)
+
+    async def ask(self, st: TaskState, item: dict[str, Any]) -> InboxDecision:
+        """Put ``item`` in the inbox for ``st`` and wait for the decision (engine thread)."""
+        return await self.inbox.ask(st, item)
+
+    def create_inbox_item(self, kind: str, **fields: Any) -> str:
+        return self.inbox.create(kind, **fields)
+
+    def wait_inbox_item(self, item_id: str) -> Any:
+        return self.inbox.wait_item(item_id)
+
+    def expire_inbox_items(self, item_ids: list[str]) -> None:
+        self.inbox.expire(item_ids)
+
+    def log_subject(self, subject: str, subject_id: str, event: str, **payload: Any) -> int:
+        return self.events.subject(subject, subject_id, event, **payload)
+
+    def commit(self, extra: Callable[[Any], None] | None = None) -> None:
+        """Commit what the writer holds, then ``extra(con)`` in the same transaction."""
+        self.writer.flush(extra=extra)
+
+    def defer_write(self, fn: Callable[[Any], None], label: str, task_id: str | None) -> None:
+        """Queue ``fn(con)`` in order with the task's other writes (engine thread)."""
+        self.writer.defer(fn, label, task_id)
+
+    def insert_row(self, table: str, row: dict[str, Any]) -> None:
+        self.writer.insert(table, row)
+
+    def writer_stats(self) -> dict[str, Any]:
+        w = self.writer
+        return {
+            "failing": w.failing_since is not None,
+            "rows_written": w.rows_written,
+            "batches_written": w.batches_written,
+            "pending": w.pending,
+            "dropped": len(w.dropped),
+        }
+
+    def notify(self) -> None:
+        """Wake threads waiting for a status or an inbox change."""
+        self.book.notify()
+
+    def wait_change(self, timeout: float) -> None:
+        """Block (any thread but the engine's) until a status or inbox change, or ``timeout``."""
+        cond = self.book.cond
+        with cond:
+            cond.wait(timeout)
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        book = getattr(self, "book", None)
+        return book.snapshots() if book is not None else []
+
+    def announce(self, st: TaskState) -> None:
+        """Publish a submitted task as queued before the engine thread takes it (any thread),
+        so a wait or a status read right after submit never answers "no such task"."""
+        self.book.publish_snapshot(st)
 
     # ---- tasks --------------------------------------------------------------------------
 

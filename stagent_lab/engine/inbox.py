@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from stagent_lab.engine.task import TaskState
 
 S = TaskStatus
+DECIDED_KEPT = 10_000
 
 VALID_DECISIONS: dict[str, frozenset[str]] = {
     "permission": frozenset({"allow", "always", "deny"}),
@@ -70,6 +72,9 @@ class Inbox:
         self._engine = engine
         self._waiters: dict[str, tuple[asyncio.Future[InboxDecision], str | None]] = {}
         self.handlers: dict[str, Handler] = {}
+        self._asked: dict[str, dict[str, Any]] = {}  # items a task awaits, while pending
+        # Recent decisions, so a second decision is refused before the first one's row commits.
+        self._decided: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     # ---- creating ----------------------------------------------------------------------
 
@@ -94,7 +99,11 @@ class Inbox:
             suggested_rule=item.get("suggested_rule"),
             body=item.get("body"),
         )
-        eng.writer.insert("inbox_items", inbox_repo.insert_row(self._stored(item), eng.clock.now()))
+        stored = inbox_repo.insert_row(self._stored(item), eng.clock.now())
+        eng.writer.insert("inbox_items", stored)
+        # What decide() reads of the item, kept while it is pending: the approval path does
+        # not wait for a store read.
+        self._asked[item_id] = {**stored, "profile_id": st.profile_id, "title": st.title}
         if st.status == S.RUNNING:
             eng.book.set_status(st, S.WAITING, now_visible=True)
         else:
@@ -110,6 +119,7 @@ class Inbox:
             raise
         finally:
             self._waiters.pop(item_id, None)
+            self._asked.pop(item_id, None)
             st.pending_inbox.discard(item_id)
             if not st.pending_inbox and st.status == S.WAITING and not st.stop_reason:
                 eng.book.set_status(st, S.RUNNING)
@@ -186,10 +196,22 @@ class Inbox:
         decided_by: str = "operator",
     ) -> dict[str, Any]:
         eng = self._engine
-        row = inbox_repo.get(eng.writer.con, item_id)
-        if row is None:
-            raise InboxError(f"no inbox item with id {item_id!r}")
+        row = self._asked.get(item_id) or inbox_repo.get(eng.writer.con, item_id)
+        if row is None:  # a unique prefix of an id will do
+            ids = inbox_repo.ids_with_prefix(eng.writer.con, item_id)
+            if len(ids) > 1:
+                raise InboxError(f"{item_id!r} matches several inbox items ({', '.join(ids)})")
+            if not ids:
+                raise InboxError(f"no inbox item with id {item_id!r}")
+            item_id = ids[0]
+            row = inbox_repo.get(eng.writer.con, item_id)
+            if row is None:
+                raise InboxError(f"no inbox item with id {item_id!r}")
         kind, task_id, status = row["kind"], row["task_id"], row["status"]
+        earlier = self._decided.get(item_id)
+        if earlier is not None and status == "pending":  # decided; its row not committed yet
+            status = "decided"
+            row = {**row, "decision": earlier[0], "decided_by": earlier[1]}
         if status != "pending":
             detail = f" ({row['decision']} by {row['decided_by']})" if row["decision"] else ""
             raise InboxError(f"inbox item {item_id} is already {status}{detail}")
@@ -223,11 +245,19 @@ class Inbox:
             row["subject"],
             row["subject_id"],
         )
-        eng.writer.flush(
-            extra=lambda con: inbox_repo.record_decision(
-                con, item_id, decision, text, decided_by, now
-            )
+        # The decision goes into the batch in order, before anything the task does next, so
+        # the store never holds a tool's result without the decision that let it run. The task
+        # is woken first and the batch committed right after it has taken its next step: a
+        # person's "allow" does not wait for a disk commit before the tool starts.
+        eng.writer.defer(
+            lambda con: inbox_repo.record_decision(con, item_id, decision, text, decided_by, now),
+            "inbox decision",
+            task_id,
         )
+        self._decided[item_id] = (decision, decided_by)
+        self._asked.pop(item_id, None)
+        while len(self._decided) > DECIDED_KEPT:
+            self._decided.popitem(last=False)
         payload = {"item_id": item_id, "kind": kind, "decision": decision, "decided_by": decided_by}
         st = eng.book.tasks.get(task_id) if task_id else None
         if st is not None:
@@ -235,11 +265,16 @@ class Inbox:
         elif row["subject"] != "task" and row["subject_id"]:
             eng.events.subject(row["subject"], row["subject_id"], "inbox_decided", **payload)
         if waiter is not None and not waiter[0].done():
-            waiter[0].set_result(outcome)
+            waiter[0].set_result(outcome)  # the task's next step is scheduled now ...
         if handler is not None and (waiter is None or waiter[1] is None):
             handler(outcome)
+        eng.loop.call_soon(self._commit_decisions)  # ... and the commit after it
         eng.book.notify()
         return {"item_id": item_id, "decision": decision, "rule": saved_rule, "rule_id": rule_id}
+
+    def _commit_decisions(self) -> None:
+        self._engine.writer.flush()
+        self._engine.book.notify()
 
     # ---- expiring ----------------------------------------------------------------------
 
@@ -248,6 +283,8 @@ class Inbox:
         if not st.pending_inbox:
             return
         ids = list(st.pending_inbox)
+        for item_id in ids:
+            self._asked.pop(item_id, None)
         now = self._engine.clock.now()
         self._engine.writer.flush(extra=lambda con: inbox_repo.expire(con, ids, now))
 
@@ -258,6 +295,7 @@ class Inbox:
         now = self._engine.clock.now()
         self._engine.writer.flush(extra=lambda con: inbox_repo.expire(con, item_ids, now))
         for item_id in item_ids:
+            self._asked.pop(item_id, None)
             waiter = self._waiters.pop(item_id, None)
             if waiter is not None and not waiter[0].done():
                 waiter[0].cancel()

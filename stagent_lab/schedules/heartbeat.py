@@ -99,7 +99,7 @@ def _act(
     ):
         _heartbeat_event(sch, s, lf, "heartbeat_action", "cooldown", None, verdict)
         return "cooldown", None
-    remaining = _remaining(row)
+    remaining = submit.remaining_of(row)
     if remaining is not None and remaining <= 0:
         _notice(sch, s, lf, verdict, "needs action, but its daily budget is spent")
         _heartbeat_event(
@@ -110,7 +110,7 @@ def _act(
         _notice(sch, s, lf, verdict, "needs action")
         _heartbeat_event(sch, s, lf, "heartbeat_action", "notify", None, verdict, routed=True)
         return "notify", None
-    budget = capped(row, row.get("action_budget_usd") or service.default_task_budget())
+    budget = submit.capped(row, row.get("action_budget_usd") or service.default_task_budget())
     prompt = action_prompt(
         name=row["name"],
         number=lf.number,
@@ -200,22 +200,6 @@ def _notice(sch: Scheduler, s: Sched, lf: LiveFiring, verdict: Verdict, what: st
     )
 
 
-def _remaining(row: dict[str, Any]) -> float | None:
-    daily = row.get("daily_budget_usd")
-    if not daily:
-        return None
-    return float(daily) - float(row.get("spent_today_usd") or 0.0)
-
-
-def capped(row: dict[str, Any], cap: float | None) -> float | None:
-    """A heartbeat task's budget: ``cap``, no more than what is left of the day's budget."""
-    remaining = _remaining(row)
-    if remaining is None:
-        return cap
-    remaining = max(remaining, 0.0001)  # a positive cap: the task stops after one call
-    return min(cap, remaining) if cap else remaining
-
-
 # ---- daily budget --------------------------------------------------------------------------
 
 
@@ -249,4 +233,4 @@ def _sched_of_origin(sch: Scheduler, fid: str) -> Sched | None:
     return sch.scheds.get(sid) if sid else None
 
 
-__all__ = ["account", "capped", "outcome", "roll_day"]
+__all__ = ["account", "outcome", "roll_day"]

@@ -210,20 +210,6 @@ def alert(sch: Scheduler, s: Sched, reason: str) -> None:
     )
 
 
-def previous(sch: Scheduler, s: Sched) -> dict[str, Any] | None:
-    """The last finished firing (status and the start of its outcome), loaded once."""
-    if not s.previous_loaded:
-        found = repo.last_finished(sch.service.reader(), s.id)
-        if found is not None:
-            s.previous = {
-                "number": found["number"],
-                "status": found["status"] + (f" ({found['reason']})" if found["reason"] else ""),
-                "excerpt": found.get("result_excerpt") or "",
-            }
-        s.previous_loaded = True
-    return s.previous
-
-
 # ---- reopening -----------------------------------------------------------------------------
 
 
@@ -320,7 +306,6 @@ __all__ = [
     "budget_alert",
     "close",
     "on_finish",
-    "previous",
     "reconcile",
     "run_ended",
 ]

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from stagent_lab.api.requests import REQUESTS, SubmitTask, build
 from stagent_lab.errors import ScheduleError
-from stagent_lab.schedules import heartbeat, outcomes
 from stagent_lab.schedules.prompts import evaluation_prompt, firing_prompt, local_stamp
 from stagent_lab.schedules.state import LiveFiring, Sched
+from stagent_lab.store import schedules as repo
 
 if TYPE_CHECKING:
     from stagent_lab.schedules.scheduler import Scheduler
@@ -70,7 +70,7 @@ def task_request(sch: Scheduler, s: Sched, lf: LiveFiring, now: datetime) -> Any
         missed_count=lf.missed,
         max_turns=turns,
         budget=budget,
-        previous=outcomes.previous(sch, s),
+        previous=previous(sch, s),
         include_previous=bool(row["include_previous"]),
     )
     return build(
@@ -92,7 +92,7 @@ def evaluation_request(sch: Scheduler, s: Sched, lf: LiveFiring, now: datetime) 
     row, settings = s.row, sch.service.settings
     profile = row.get("profile_id") or settings.value("heartbeat.profile")
     turns = int(row.get("max_turns") or settings.value("heartbeat.max_turns"))
-    budget = heartbeat.capped(row, row.get("eval_budget_usd"))
+    budget = capped(row, row.get("eval_budget_usd"))
     last_at = row.get("last_action_at")
     prompt = evaluation_prompt(
         name=row["name"],
@@ -118,4 +118,44 @@ def evaluation_request(sch: Scheduler, s: Sched, lf: LiveFiring, now: datetime) 
     )
 
 
-__all__ = ["common", "evaluation_request", "limits", "project_name", "script_of", "task_request"]
+def remaining_of(row: dict[str, Any]) -> float | None:
+    daily = row.get("daily_budget_usd")
+    if not daily:
+        return None
+    return float(daily) - float(row.get("spent_today_usd") or 0.0)
+
+
+def capped(row: dict[str, Any], cap: float | None) -> float | None:
+    """A heartbeat task's budget: ``cap``, no more than what is left of the day's budget."""
+    remaining = remaining_of(row)
+    if remaining is None:
+        return cap
+    remaining = max(remaining, 0.0001)  # a positive cap: the task stops after one call
+    return min(cap, remaining) if cap else remaining
+
+
+def previous(sch: Scheduler, s: Sched) -> dict[str, Any] | None:
+    """The last finished firing (status and the start of its outcome), loaded once."""
+    if not s.previous_loaded:
+        found = repo.last_finished(sch.service.reader(), s.id)
+        if found is not None:
+            s.previous = {
+                "number": found["number"],
+                "status": found["status"] + (f" ({found['reason']})" if found["reason"] else ""),
+                "excerpt": found.get("result_excerpt") or "",
+            }
+        s.previous_loaded = True
+    return s.previous
+
+
+__all__ = [
+    "capped",
+    "common",
+    "evaluation_request",
+    "limits",
+    "previous",
+    "project_name",
+    "remaining_of",
+    "script_of",
+    "task_request",
+]

@@ -48,7 +48,6 @@ from stagent_lab.engine.redact import Redactor
 from stagent_lab.engine.states import TERMINAL
 from stagent_lab.engine.task import TaskState, new_id
 from stagent_lab.errors import (
-    InboxError,
     InvalidInput,
     RuntimeNotAvailableError,
     ScriptError,
@@ -155,21 +154,24 @@ class WorkspaceService:
             self.catalog.default_runtime = lambda: self.settings.value("runtimes.default")
             self.tools = builtin_registry()
             self.redact = Redactor(_option_keys(runtime_options))
+            self._hooks = EngineHooks()
+            self._clock = clock or Clock()
             self.engine = Engine(
                 self.store,
                 self.catalog,
                 self.settings,
                 self.tools,
-                clock=clock,
+                clock=self._clock,
                 redact=self.redact,
                 max_concurrent=max_concurrent,
+                hooks=self._hooks,
+                task_loader=self._load_task_state,
             )
-            self.engine.task_loader = self._load_task_state
-            self.engine.hooks.instructions.append(self._project_instructions)
+            self._hooks.instructions.append(self._project_instructions)
             self._register_core()
             for feature in self.features:
                 feature.attach(self)
-            self.engine.start()
+            self.reconciled = self.engine.start()
         except BaseException:
             self.store.close()
             raise
@@ -179,11 +181,11 @@ class WorkspaceService:
 
     @property
     def hooks(self) -> EngineHooks:
-        return self.engine.hooks
+        return self._hooks
 
     @property
     def clock(self) -> Clock:
-        return self.engine.clock
+        return self._clock
 
     def on(self, request_type: type[rq.Request]) -> Callable[[Callable[[Any], Any]], Any]:
         """Register the handler of a request type (a feature's own requests)."""
@@ -212,10 +214,10 @@ class WorkspaceService:
     def call_at(self, when: Any, fn: Callable[[], Any], label: str = "timer") -> Any:
         """A timer on the engine clock (engine thread); ``.cancel()`` on the result stops it.
         Driven by the injectable clock, so tests advance a FakeClock instead of sleeping."""
-        return self.engine.timers.at(when, fn, label)
+        return self.engine.call_at(when, fn, label)
 
     def call_after(self, seconds: float, fn: Callable[[], Any], label: str = "timer") -> Any:
-        return self.engine.timers.after(seconds, fn, label)
+        return self.engine.call_after(seconds, fn, label)
 
     def resume_task(self, task_id: str, script: Any = None) -> TaskState:
         """Resume a failed, cancelled or paused task (engine thread)."""
@@ -231,12 +233,12 @@ class WorkspaceService:
     def set_pool_limit(self, pool: str, limit: Callable[[], int]) -> None:
         """Tasks submitted with ``pool=`` hold at most ``limit()`` running slots (within
         ``engine.max_concurrent``); the rest wait queued. Engine thread or before start."""
-        self.engine.queue.set_pool_limit(pool, limit)
+        self.engine.set_pool_limit(pool, limit)
 
     async def ask(self, st: TaskState, item: dict[str, Any]) -> InboxDecision:
         """From a hook: put ``item`` (``kind``, ``body`` …) in the inbox for task ``st`` and wait
         for the decision; the task is ``waiting`` meanwhile (engine thread)."""
-        return await self.engine.inbox.ask(st, item)
+        return await self.engine.ask(st, item)
 
     def task_snapshot(self, task_id: str) -> dict[str, Any] | None:
         """Where a task is, from memory (any thread), or None when not live here."""
@@ -256,16 +258,16 @@ class WorkspaceService:
         return self.store.reader()
 
     def log_task(self, st: TaskState, event: str, tool_name: str | None = None, **payload: Any):
-        self.engine.events.task(st, event, tool_name, **payload)
+        self.engine.log(st, event, tool_name, **payload)
 
     def log_task_id(self, task_id: str | None, event: str, **payload: Any) -> None:
         """Log on a task running here (engine thread); silently nothing for other tasks."""
         st = self.engine.task(task_id) if task_id else None
         if st is not None:
-            self.engine.events.task(st, event, payload.pop("tool_name", None), **payload)
+            self.engine.log(st, event, payload.pop("tool_name", None), **payload)
 
     def log_subject(self, subject: str, subject_id: str, event: str, **payload: Any) -> int:
-        return self.engine.events.subject(subject, subject_id, event, **payload)
+        return self.engine.log_subject(subject, subject_id, event, **payload)
 
     def live_task(self, task_id: str) -> TaskState | None:
         """A task's live state (engine thread only)."""
@@ -273,24 +275,24 @@ class WorkspaceService:
 
     def writer_flush(self, fn: Callable[[Any], None] | None = None) -> None:
         """Commit what is queued, then ``fn(con)`` in the same transaction (engine thread)."""
-        self.engine.writer.flush(extra=fn)
+        self.engine.commit(extra=fn)
 
     def writer_defer(self, fn: Callable[[Any], None], label: str, task_id: str | None) -> None:
         """Queue ``fn(con)`` in order with the task's other writes (engine thread)."""
-        self.engine.writer.defer(fn, label, task_id)
+        self.engine.defer_write(fn, label, task_id)
 
     def notify(self) -> None:
         """Wake threads waiting for a status or an inbox change."""
-        self.engine.book.notify()
+        self.engine.notify()
 
     def create_inbox_item(self, kind: str, **fields: Any) -> str:
-        return self.engine.inbox.create(kind, **fields)
+        return self.engine.create_inbox_item(kind, **fields)
 
     def wait_inbox_item(self, item_id: str) -> Any:
-        return self.engine.inbox.wait_item(item_id)
+        return self.engine.wait_inbox_item(item_id)
 
     def expire_inbox_items(self, item_ids: list[str]) -> None:
-        self.engine.inbox.expire(item_ids)
+        self.engine.expire_inbox_items(item_ids)
 
     def start_task(self, st: TaskState) -> None:
         """Queue a prepared task (engine thread)."""
@@ -324,7 +326,6 @@ class WorkspaceService:
         self, task_id: str, statuses: frozenset[str], timeout: float | None
     ) -> str | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        cond = self.engine.book.cond
         while True:
             snap = self.engine.snapshot(task_id)
             status = snap["status"] if snap else None
@@ -340,8 +341,7 @@ class WorkspaceService:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            with cond:
-                cond.wait(min(remaining, 1.0) if remaining is not None else 1.0)
+            self.engine.wait_change(min(remaining, 1.0) if remaining is not None else 1.0)
 
     def close(self) -> None:
         if self.closed:
@@ -397,26 +397,22 @@ class WorkspaceService:
         h(rq.BackdateTasks)(self._backdate)
 
     def info(self) -> dict[str, Any]:
+        writer = self.engine.writer_stats()
         return {
             "home": str(self.home),
             "version": __version__,
             "pid": os.getpid(),
             "started_at": self.started_at if hasattr(self, "started_at") else None,
             "features": [f.name for f in self.features],
-            "store_failing": self.engine.writer.failing_since is not None,
-            "reconciled": list(self.engine.reconciled),
-            "writer": {
-                "rows_written": self.engine.writer.rows_written,
-                "batches_written": self.engine.writer.batches_written,
-                "pending": self.engine.writer.pending,
-                "dropped": len(self.engine.writer.dropped),
-            },
+            "store_failing": writer.pop("failing"),
+            "reconciled": list(getattr(self, "reconciled", ())),
+            "writer": writer,
         }
 
     def live_work(self) -> list[str]:
         """Why the service must stay up even with no client: active tasks, features' reasons."""
         live = ("queued", "running", "waiting")
-        active = [s for s in self.engine.book.snapshots() if s["status"] in live]
+        active = [s for s in self.engine.snapshots() if s["status"] in live]
         reasons = [f"{len(active)} active task(s)"] if active else []
         for fn in self.keep_alive:
             try:
@@ -523,7 +519,7 @@ class WorkspaceService:
         else:
             # Known as queued from now on, before the engine (or the store) has seen it: a
             # wait or a status read right after submit must not answer "no such task".
-            self.engine.book.publish_snapshot(st)
+            self.engine.announce(st)
             self.engine.post(lambda: self.engine.create_task(st))
         return view
 
@@ -632,7 +628,6 @@ class WorkspaceService:
 
     def _wait_inbox(self, r: rq.WaitInbox) -> list[InboxItemView]:
         deadline = time.monotonic() + r.timeout
-        cond = self.engine.book.cond
         while True:
             rows = inbox_repo.items(self.reader(), "pending", r.task_id)
             if rows:
@@ -640,32 +635,25 @@ class WorkspaceService:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            with cond:
-                cond.wait(min(remaining, 0.5))
+            self.engine.wait_change(min(remaining, 0.5))
 
     def _decide(self, r: rq.Decide) -> DecisionView:
         if r.decision == "always" and r.rule is not None:
             from stagent_lab.governance.cascade import validate_rule
 
             validate_rule(r.rule)
-        item_id = r.item_id
-        con = self.reader()
-        if inbox_repo.get(con, item_id) is None:
-            ids = inbox_repo.ids_with_prefix(con, item_id)
-            if len(ids) > 1:
-                raise InboxError(f"{item_id!r} matches several inbox items ({', '.join(ids)})")
-            if not ids:
-                raise InboxError(f"no inbox item with id {item_id!r}")
-            item_id = ids[0]
         out = self.on_engine(
             self.engine.decide,
-            item_id,
+            r.item_id,
             r.decision,
             r.message,
             r.rule,
             r.scope,
             r.decided_by or "operator",
         )
+        # The engine wakes the task before it commits the decision; the caller's next read
+        # must see it decided, so answer once it is committed (after the task's next step).
+        self.fresh()
         return DecisionView(**out)
 
     def _add_rule(self, r: rq.AddRule) -> RuleView:
@@ -698,7 +686,7 @@ class WorkspaceService:
             raise InvalidInput(f"a project named {name!r} already exists")
         pid = new_id()
         now = self.clock.now()
-        self.engine.writer.flush(
+        self.engine.commit(
             extra=lambda c: projects_repo.insert(c, pid, name, str(wd), instructions, now)
         )
         return pid, str(wd)
@@ -717,7 +705,7 @@ class WorkspaceService:
 
     def _resolve_project_engine(self, text: str | None) -> tuple[str, str]:
         con = self.store.con
-        self.engine.writer.flush()
+        self.engine.commit()
         if text is None:
             found = projects_repo.by_name(con, DEFAULT_PROJECT)
             if found:
@@ -909,8 +897,8 @@ class WorkspaceService:
         }
 
         def write() -> None:
-            self.engine.writer.insert("profile_test_runs", row)
-            self.engine.writer.flush()
+            self.engine.insert_row("profile_test_runs", row)
+            self.engine.commit()
 
         self.on_engine(write)
 
@@ -919,7 +907,7 @@ class WorkspaceService:
 
         def run() -> None:
             self.engine.flush()
-            self.engine.writer.flush(extra=lambda con: backdate(con, r.moves, r.time_scale))
+            self.engine.commit(extra=lambda con: backdate(con, r.moves, r.time_scale))
 
         self.on_engine(run)
 

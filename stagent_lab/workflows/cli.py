@@ -232,11 +232,16 @@ def follow(lab: Any, run: Any, console: Any, approve: str | None, timeout: float
     seen: set[str] = set()
     shown = 0
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
+
+    def show_new() -> None:
+        nonlocal shown
         logs = run.logs()
         for row in logs.iloc[shown:].itertuples():
             console.print(describe(row.event, row.payload))
         shown = len(logs)
+
+    while True:
+        show_new()
         tasks = set(run.tasks()["id"])
         inbox = lab.inbox()
         mine = inbox[(inbox["subject_id"] == run.id) | inbox["task_id"].isin(tasks)]
@@ -250,6 +255,7 @@ def follow(lab: Any, run: Any, console: Any, approve: str | None, timeout: float
                 decide_at_terminal(lab, item, mode, console)
         view = run.view()
         if view.done or view.status == "paused":
+            show_new()  # what happened since the last read (a quick run ends in between)
             return
         if deadline is not None and time.monotonic() > deadline:
             console.print(f"run {run.id} is still {view.status}; it goes on in the workspace")

@@ -137,3 +137,18 @@ def test_a_disabled_channel_gets_nothing_and_others_are_unaffected(clab, slack, 
     assert wait_until(lambda: telegram.sent)
     assert slack.bot_posts() == []
     assert [r["channel"] for r in deliveries(clab)] == ["tg"]
+
+
+def test_events_cost_nothing_more_until_a_channel_can_take_them(clab, slack):
+    """Routing commits the writer and reads the store on the engine thread, which a task's
+    next step waits behind: with no channel configured, events are not routed at all."""
+    feature = next(f for f in clab.workspace.service.features if f.name == "channels")
+    router = feature.router
+    drains: list[int] = []
+    real_drain = router.drain
+    router.drain = lambda: (drains.append(len(router._events)), real_drain())
+    assert submit(clab, "quiet", script=[{"say": "hi"}]).wait(20).status == "completed"
+    assert drains == []
+    add_slack(clab, slack)
+    assert submit(clab, "heard", script=[{"say": "hi"}]).wait(20).status == "completed"
+    assert wait_until(lambda: sum(drains) >= 3)  # queued, running, completed were routed

@@ -212,3 +212,55 @@ def test_deny_policies_fire_on_any_part_of_a_compound_line(lab, project):
     assert tiers == [("deny", "profile_auto_deny"), ("deny", "rule")]
     assert h.inbox("all").empty
     assert (project / "src").is_dir()
+
+
+def test_the_task_moves_on_before_the_decision_commits_and_a_second_decision_is_refused(
+    lab, project
+):
+    """decide() wakes the task first and commits the decision right after the task's next
+    step; until that commit, the item is still 'pending' in the store, yet a second decision
+    must be refused (kept in memory), and after decide() returns every read sees it decided."""
+    engine = lab.workspace.service.engine
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[{"tool": "Bash", "input": {"command": "echo 1"}}, {"say": "ok"}],
+    )
+    item_id = lab.wait_inbox(timeout=60, task=h.id).iloc[0]["id"]
+
+    def both() -> tuple[dict, str, str]:
+        first = engine.decide(item_id, "allow", decided_by="first")
+        stored = engine.store.con.execute(
+            "SELECT status FROM inbox_items WHERE id = ?", [item_id]
+        ).fetchone()[0]
+        try:
+            engine.decide(item_id, "deny", decided_by="second")
+        except InboxError as exc:
+            return first, stored, str(exc)
+        return first, stored, "second decision accepted"
+
+    first, stored_between, second = engine.call(both)
+    assert first["decision"] == "allow"
+    assert stored_between == "pending"  # not committed inside the deciding call
+    assert "already decided (allow by first)" in second
+    h.wait(timeout=60)
+    assert h.status == "completed"
+    row = lab.inbox("decided").set_index("id").loc[item_id]
+    assert (row["decision"], row["decided_by"]) == ("allow", "first")
+
+
+def test_after_decide_returns_the_store_shows_the_decision(lab, project):
+    h = lab.submit(
+        "x",
+        profile="guarded",
+        project=project,
+        script=[{"tool": "Bash", "input": {"command": "sleep 2"}}, {"say": "ok"}],
+    )
+    item_id = lab.wait_inbox(timeout=60, task=h.id).iloc[0]["id"]
+    lab.decide(item_id, "allow")
+    # A read on another connection right away (no flush, no wait): committed already.
+    cur = lab.workspace.service.store.reader()
+    got = cur.execute("SELECT status, decision FROM inbox_items WHERE id = ?", [item_id])
+    assert got.fetchone() == ("decided", "allow")
+    h.cancel()
