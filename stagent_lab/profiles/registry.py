@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,9 @@ import stagent_lab
 from stagent_lab.errors import ProfileError, ProfileNotFoundError
 from stagent_lab.profiles.loader import PROFILE_FILE, SKILL_FILE, load_profile
 from stagent_lab.profiles.model import Profile
+
+# get() re-scans every profile folder when the last full scan is older than this.
+FULL_SCAN_EVERY_S = 1.0
 
 # (inode, mtime_ns, size) of a file, or None when absent.
 _FileSig = tuple[int, int, int] | None
@@ -97,6 +101,12 @@ class ProfileRegistry:
         self._errors: list[ProfileError] = []
         self._overridden: dict[str, list[Path]] = {}
         self.parse_count = 0  # folders parsed since creation (observability for tests/bench)
+        self.scan_count = 0  # full scans (every folder's files stat-ed)
+        # For get(): where each id's winning profile lives, the folders' own signatures and
+        # when the last full scan ran (see get()).
+        self._where: dict[str, tuple[int, str]] = {}
+        self._dir_sigs: tuple[_FileSig, ...] = ()
+        self._scanned_at = float("-inf")
 
     def add_dirs(self, dirs: Sequence[Path | str]) -> None:
         """Also load profiles from ``dirs`` (after the current ones, so they win)."""
@@ -114,7 +124,11 @@ class ProfileRegistry:
 
     def _refresh(self) -> None:
         with self._lock:
+            dir_sigs = tuple(_file_sig(os.fspath(d)) for d in self.dirs)
             scans = [_scan(d) for d in self.dirs]
+            self.scan_count += 1
+            self._scanned_at = time.monotonic()
+            self._dir_sigs = dir_sigs
             signature = tuple(tuple(scan.items()) for scan in scans)
             if signature == self._signature:
                 return
@@ -142,6 +156,7 @@ class ProfileRegistry:
         profiles: dict[str, Profile] = {}
         errors: list[ProfileError] = []
         overridden: dict[str, list[Path]] = {}
+        where: dict[str, tuple[int, str]] = {}
         for _key, (_sig, result) in sorted(self._parsed.items(), key=lambda kv: kv[0]):
             if isinstance(result, ProfileError):
                 errors.append(result)
@@ -150,6 +165,8 @@ class ProfileRegistry:
             if previous is not None and previous.source_dir is not None:
                 overridden.setdefault(result.id, []).append(previous.source_dir)
             profiles[result.id] = result
+            where[result.id] = _key
+        self._where = where
         self._profiles = dict(sorted(profiles.items()))
         self._errors = errors
         self._overridden = overridden
@@ -162,12 +179,35 @@ class ProfileRegistry:
         return list(self._profiles)
 
     def get(self, profile_id: str) -> Profile:
-        """The current profile for ``profile_id``; ProfileNotFoundError lists valid ids."""
-        self._refresh()
+        """The current profile for ``profile_id``; ProfileNotFoundError lists valid ids.
+
+        Every submit asks, so the usual case is cheap: the profile's own two files and the
+        profile folders are stat-ed (an edit of this profile, or a profile added or removed,
+        is seen at once); every folder is scanned again when the last full scan is older
+        than ``FULL_SCAN_EVERY_S`` (an edit of another profile that takes this id over).
+        """
+        if not self._unchanged(profile_id):
+            self._refresh()
         try:
             return self._profiles[profile_id]
         except KeyError:
             raise ProfileNotFoundError(profile_id, list(self._profiles)) from None
+
+    def _unchanged(self, profile_id: str) -> bool:
+        with self._lock:
+            where = self._where.get(profile_id)
+            if where is None or time.monotonic() - self._scanned_at > FULL_SCAN_EVERY_S:
+                return False
+            index, name = where
+            cached = self._parsed.get(where)
+            folder = os.path.join(self.dirs[index], name)
+            sig = (
+                _file_sig(os.path.join(folder, PROFILE_FILE)),
+                _file_sig(os.path.join(folder, SKILL_FILE)),
+            )
+            if cached is None or cached[0] != sig:
+                return False
+            return tuple(_file_sig(os.fspath(d)) for d in self.dirs) == self._dir_sigs
 
     def all(self) -> list[Profile]:
         """Every loadable profile, sorted by id."""

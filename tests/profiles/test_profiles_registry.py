@@ -229,3 +229,56 @@ def test_yaml_only_profile_loads_with_empty_instructions(tmp_path):
     p = ProfileRegistry([tmp_path]).get("bare")
     assert p.skill_md == ""
     assert p.instructions_for("claude-code") == ""
+
+
+# ---- get(): the cheap path a submit takes -----------------------------------------------
+
+
+def _bump(path: Path) -> None:
+    """Edit in place with a new size (the stat signature changes whatever the clock does)."""
+    path.write_text(path.read_text() + "\n")
+
+
+def test_get_stats_only_the_asked_profile_until_a_full_scan_is_due(tmp_path):
+    put(tmp_path, "alpha", "Alpha")
+    put(tmp_path, "beta", "Beta")
+    reg = ProfileRegistry([tmp_path])
+    reg.get("alpha")
+    scans = reg.scan_count
+    for _ in range(50):
+        reg.get("alpha")
+    assert reg.scan_count == scans  # no folder walk per submit
+
+    # An in-place edit of the asked profile is seen at once, without waiting for the window.
+    (tmp_path / "alpha" / "profile.yaml").write_text("id: alpha\nname: Alpha two\n")
+    assert reg.get("alpha").name == "Alpha two"
+    # A new folder, or a removed one, changes the directory: seen at once too.
+    put(tmp_path, "gamma", "Gamma")
+    assert reg.get("gamma").name == "Gamma"
+    shutil.rmtree(tmp_path / "beta")
+    scans = reg.scan_count
+    reg.get("alpha")
+    assert reg.scan_count == scans + 1
+    with pytest.raises(ProfileNotFoundError):
+        reg.get("beta")
+
+
+def test_another_profile_taking_over_an_id_is_seen_after_the_full_scan_window(
+    tmp_path, monkeypatch
+):
+    """A broken profile in a later folder, fixed in place, overrides the asked one: neither
+    the asked profile's files nor any directory change, so only a full scan sees it."""
+    low, high = tmp_path / "low", tmp_path / "high"
+    put(low, "shared", "From low")
+    put(high, "shared", "From high", extra="maxTurns: -5\n")  # broken: skipped
+    now = [1000.0]
+    monkeypatch.setattr(registry_mod.time, "monotonic", lambda: now[0])
+    reg = ProfileRegistry([low, high])
+    assert reg.get("shared").name == "From low"  # a full scan at t=1000
+    assert len(reg.errors()) == 1
+    (high / "shared" / "profile.yaml").write_text("id: shared\nname: From high\n")
+    now[0] += registry_mod.FULL_SCAN_EVERY_S / 2
+    assert reg.get("shared").name == "From low"  # inside the window: the cached winner
+    now[0] += registry_mod.FULL_SCAN_EVERY_S
+    assert reg.get("shared").name == "From high"  # the window passed: a full scan
+    assert reg.errors() == []
