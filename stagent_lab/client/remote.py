@@ -105,12 +105,29 @@ class RemoteWorkspace:
 
     def _connect(self, info: conn.ConnectionInfo) -> None:
         self.info = info
+        headers = {"authorization": f"Bearer {info.token}", "x-stagent-client": self._identity}
+        timeout = httpx.Timeout(600.0, connect=5.0)
+        self._transport = conn.uds_transport(info.socket)
         self._http = httpx.Client(
-            transport=conn.uds_transport(info.socket),
-            base_url="http://stagent",
-            headers={"authorization": f"Bearer {info.token}", "x-stagent-client": self._identity},
-            timeout=httpx.Timeout(600.0, connect=5.0),
+            transport=self._transport, base_url="http://stagent", headers=headers, timeout=timeout
         )
+        # Contract calls go straight to the transport (the same connection pool): the client's
+        # cookie, auth, redirect and URL-merging steps cost ~0.6 ms a call and do nothing here.
+        self._call_url = httpx.URL("http://stagent/v1/call")
+        self._call_headers = httpx.Headers({**headers, "content-type": "application/json"})
+        self._call_ext = {"timeout": timeout.as_dict()}
+
+    def _post_call(self, body: bytes) -> httpx.Response:
+        request = httpx.Request(
+            "POST", self._call_url, headers=self._call_headers, content=body,
+            extensions=self._call_ext,
+        )  # fmt: skip
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def _recover(self, cause: BaseException) -> BaseException | None:
         """The service went away: start a new one. A service that stopped on purpose (idle, or
@@ -146,12 +163,12 @@ class RemoteWorkspace:
         _refuse_callables(request)
         body = wire.encode_request(request)
         try:
-            resp = self._http.post("/v1/call", content=body)
+            resp = self._post_call(body)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             problem = self._recover(exc)
             if problem is not None:
                 raise problem from None
-            resp = self._http.post("/v1/call", content=body)  # it had stopped for idleness
+            resp = self._post_call(body)  # it had stopped for idleness
         if resp.status_code == 401:
             raise errors.ServiceError(
                 "the workspace service refused this client's token (it was restarted by "

@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -139,6 +139,7 @@ class WorkspaceService:
         # The cap of a task submitted without max_budget_usd (the budgets feature sets it).
         self.default_task_budget: Callable[[], float | None] = lambda: None
         self._lock = threading.RLock()
+        self._held = threading.local()  # posts held while a transport answers (holding_posts)
         self._projects: dict[str | None, tuple[str, str]] = {}
         self._project_text: dict[str, str | None] = {}
         self.closed = False
@@ -206,6 +207,32 @@ class WorkspaceService:
 
     def post(self, fn: Callable[[], Any]) -> None:
         self.engine.post(fn)
+
+    @contextlib.contextmanager
+    def holding_posts(self) -> Iterator[list[Callable[[], Any]]]:
+        """While a transport answers a request on this thread, the engine work a handler
+        starts without waiting for it (a submitted task's creation) is held back and handed
+        over by the transport once the answer is on its way: the engine thread then does not
+        compete with the answer for the interpreter. The transport must post what it holds
+        (``release_posts``), also when the answer fails."""
+        held: list[Callable[[], Any]] = []
+        self._held.posts = held
+        try:
+            yield held
+        finally:
+            self._held.posts = None
+
+    def release_posts(self, held: list[Callable[[], Any]]) -> None:
+        for fn in held:
+            self.engine.post(fn)
+        held.clear()
+
+    def _post_soon(self, fn: Callable[[], Any]) -> None:
+        held = getattr(self._held, "posts", None)
+        if held is not None:
+            held.append(fn)
+        else:
+            self.engine.post(fn)
 
     def spawn(self, coro: Any) -> Any:
         """Run a coroutine on the engine loop (engine thread): pollers, workflow runs."""
@@ -520,7 +547,7 @@ class WorkspaceService:
             # Known as queued from now on, before the engine (or the store) has seen it: a
             # wait or a status read right after submit must not answer "no such task".
             self.engine.announce(st)
-            self.engine.post(lambda: self.engine.create_task(st))
+            self._post_soon(lambda: self.engine.create_task(st))
         return view
 
     def _resume(self, r: rq.ResumeTask) -> TaskView:
@@ -633,7 +660,7 @@ class WorkspaceService:
             if rows:
                 return [item_view(row) for row in rows]
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.closed:  # a closing service does not hold its threads
                 return []
             self.engine.wait_change(min(remaining, 0.5))
 

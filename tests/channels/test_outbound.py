@@ -57,7 +57,15 @@ def test_slack_bound_task_completion_failure_and_inbox_item(clab, slack):
     clab.decide(item["id"], "allow")
     assert asking.wait(20).status == "completed"
     assert len(wait_until(lambda: slack.bot_posts()[4:])) == 1  # resolved note + completion
-    rows = deliveries(clab, channel="ops", direction="out")
+    # The fake has the message before the outbox records it sent: wait for the record.
+    rows = wait_until(
+        lambda: (
+            [r for r in deliveries(clab, channel="ops", direction="out") if r["status"] == "sent"][
+                4:
+            ]
+            and deliveries(clab, channel="ops", direction="out")
+        )
+    )
     assert sorted(r["event"] for r in rows) == sorted(
         ["task.completed", "task.failed", "inbox.pending", "inbox.resolved", "task.completed"]
     )

@@ -1,0 +1,114 @@
+"""The service's ASGI app in this process (Starlette's test client, no socket): the order of a
+submit's answer and the task's creation, and what a failed submit leaves behind."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from starlette.testclient import TestClient
+
+from stagent_lab.api import requests as rq
+from stagent_lab.api import wire
+from stagent_lab.service.app import build_app
+from stagent_lab.service.core import WorkspaceService
+
+TOKEN = "t" * 43
+
+
+@pytest.fixture
+def served(tmp_path, profiles_dir):
+    service = WorkspaceService(tmp_path / "ws", profile_dirs=[profiles_dir])
+    app = build_app(service, TOKEN, on_shutdown=lambda: None)
+    client = TestClient(app, headers={"authorization": f"Bearer {TOKEN}"})
+    try:
+        yield service, client
+    finally:
+        client.close()
+        app.state.call_pool.shutdown(wait=True)
+        service.close()
+
+
+def _call(client: TestClient, request: rq.Request) -> tuple[int, dict]:
+    resp = client.post("/v1/call", content=wire.encode_request(request))
+    out = json.loads(resp.content)
+    return resp.status_code, out.get("result", out)
+
+
+def test_a_submit_answers_first_then_the_task_is_created_in_order(served, project):
+    service, client = served
+    posted: list[str] = []
+    real_post = service.engine.post
+
+    def spy(fn):
+        posted.append("post")
+        real_post(fn)
+
+    service.engine.post = spy  # what the app hands the engine, and when
+    ids = []
+    for i in range(10):
+        code, view = _call(
+            client,
+            rq.build(rq.SubmitTask, prompt=f"p{i}", profile="tester", project=str(project),
+                     script=[{"sleep": 5}, {"result": "late"}]),
+        )  # fmt: skip
+        assert code == 200 and view["status"] == "queued"
+        # A cancel right after the answer finds the task (its creation was posted before this
+        # connection's next request was read).
+        code, out = _call(client, rq.CancelTask(task_id=view["id"]))
+        assert code == 200, out
+        ids.append(view["id"])
+    assert posted.count("post") >= 10
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {service.task_snapshot(i)["status"] for i in ids}
+        if states == {"cancelled"}:
+            break
+        time.sleep(0.05)
+    assert states == {"cancelled"}
+
+
+def test_a_submit_that_fails_creates_nothing(served, project):
+    service, client = served
+    code, out = _call(
+        client, rq.build(rq.SubmitTask, prompt="x", profile="no-such-profile", project=str(project))
+    )
+    assert code == 404 or code == 400, out
+    assert "no-such-profile" in out["error"]["message"]
+    code, tasks = 200, service.handle(rq.ListTasks())
+    assert tasks.num_rows == 0
+
+
+def test_the_held_creation_is_posted_even_when_the_answer_cannot_be_sent(served, project):
+    """The creation is released in a finally: a client gone before the answer still gets a
+    task that runs (it was announced as queued)."""
+    service, client = served
+    from stagent_lab.service import app as app_mod
+
+    sent: list[bool] = []
+    real_call = app_mod.Response.__call__
+
+    async def failing(self, scope, receive, send):
+        sent.append(True)
+        raise ConnectionResetError("client went away")
+
+    app_mod.Response.__call__ = failing
+    try:
+        with pytest.raises(ConnectionResetError):
+            request = rq.build(
+                rq.SubmitTask, prompt="gone", profile="tester", project=str(project),
+                script=[{"result": "ran anyway"}],
+            )  # fmt: skip
+            _call(client, request)
+    finally:
+        app_mod.Response.__call__ = real_call
+    assert sent
+    deadline = time.monotonic() + 30
+    rows = []
+    while time.monotonic() < deadline:
+        rows = service.handle(rq.ListTasks()).to_pylist()
+        if rows and rows[0]["status"] == "completed":
+            break
+        time.sleep(0.05)
+    assert [(r["title"], r["status"]) for r in rows] == [("gone", "completed")]
