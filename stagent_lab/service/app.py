@@ -82,7 +82,7 @@ def build_app(
     async def run_in_threadpool(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    def answer(req: Any, held: list[Callable[[], Any]]) -> tuple[bytes, str]:
+    def answer(req: Any, held: _Held) -> tuple[bytes, str]:
         if not isinstance(req, SubmitTask):  # one worker-thread hop per request
             return wire.encode_result(req, service.handle(req))
         # A submit's answer goes out before the engine starts creating the task (the task is
@@ -92,7 +92,7 @@ def build_app(
             try:
                 return wire.encode_result(req, service.handle(req))
             finally:
-                held.extend(posts)
+                held.add(posts)
 
     def authorized(headers: Any) -> bool:
         given = headers.get("authorization", "")
@@ -119,18 +119,21 @@ def build_app(
                 exc if isinstance(exc, InvalidInput) else InvalidInput(f"bad JSON: {exc}")
             )
             return Response(data, status_code=status, media_type="application/json")
-        held: list[Callable[[], Any]] = []
+        held = _Held(service.release_posts)
         try:
             data, media = await run_in_threadpool(answer, req, held)
-        except Exception as exc:  # every error goes back to the client, typed
-            service.release_posts(held)
+        except BaseException as exc:
+            held.release()  # the work a handler started is never left unposted
+            if not isinstance(exc, Exception):  # cancelled: the service is stopping
+                raise
+            # every error goes back to the client, typed
             data, status = wire.encode_error(exc)
             if status >= 500:
                 log.exception("request %s failed", req.kind)
             return Response(data, status_code=status, media_type="application/json")
-        if not held:
+        if not held.posts:
             return Response(data, media_type=media)
-        return _ThenPost(data, media_type=media, then=lambda: service.release_posts(held))
+        return _ThenPost(data, media_type=media, then=held.release)
 
     async def info(request: Request) -> Response:
         if not authorized(request.headers):
@@ -235,6 +238,34 @@ def build_app(
     app.state.clients = clients
     app.state.call_pool = pool  # shut down by the server when it stops
     return app
+
+
+class _Held:
+    """Engine work a request's handler started (on a worker thread), held until its answer is
+    sent. Released exactly once: by the answer, by an error, or (when the request was given
+    up while the handler still ran) by the handler's thread as soon as it adds its posts."""
+
+    def __init__(self, post: Callable[[list[Callable[[], Any]]], None]) -> None:
+        self._post = post
+        self._lock = threading.Lock()
+        self.posts: list[Callable[[], Any]] = []
+        self._released = False
+
+    def add(self, posts: list[Callable[[], Any]]) -> None:
+        with self._lock:
+            self.posts.extend(posts)
+            late = self._released
+        if late:
+            self.release(force=True)
+
+    def release(self, force: bool = False) -> None:
+        with self._lock:
+            if self._released and not force:
+                return
+            self._released = True
+            posts, self.posts = list(self.posts), []
+        if posts:
+            self._post(posts)
 
 
 class _ThenPost(Response):

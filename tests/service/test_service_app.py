@@ -112,3 +112,21 @@ def test_the_held_creation_is_posted_even_when_the_answer_cannot_be_sent(served,
             break
         time.sleep(0.05)
     assert [(r["title"], r["status"]) for r in rows] == [("gone", "completed")]
+
+
+def test_held_work_is_posted_exactly_once_whoever_lets_go_first():
+    from stagent_lab.service.app import _Held
+
+    got: list = []
+    answered = _Held(got.extend)
+    answered.add(["a"])
+    answered.release()
+    answered.release()  # the answer's release, then an error path's: once
+    assert got == ["a"]
+
+    given_up = _Held(got.extend)
+    given_up.release()  # the request was cancelled while its handler still ran
+    assert got == ["a"]
+    given_up.add(["b", "c"])  # the handler finishes later: its thread posts them itself
+    given_up.release()
+    assert got == ["a", "b", "c"]
