@@ -110,3 +110,35 @@ def test_no_token_string_is_left_anywhere(tmp_path, clab, env, slack, telegram, 
         assert all(secret.encode() not in body for body in bodies)
         assert secret not in listed
         assert secret not in caplog.text
+
+
+def test_a_schedule_bound_to_a_channel_posts_each_firings_outcome(clab, clock, slack):
+    """A schedule's `channels` bind its firings' tasks (spec §3, §4.4): the result reaches the
+    Slack channel as `task.completed`, and a failed firing as `task.failed`, once each."""
+    add_slack(clab, slack, events=[])  # subscribes to nothing: only bound tasks reach it
+    ok = clab.schedules.add(
+        "nightly", "Summarize the day.", when="5m", channels=["ops"],
+        script=[{"result": "All 12 checks green."}],
+    )  # fmt: skip
+    bad = clab.schedules.add(
+        "flaky", "Check the disk.", when="5m", channels=["ops"],
+        script=[{"fail": "disk is full"}],
+    )  # fmt: skip
+    clock.advance(300)
+    done = wait_until(lambda: [p for p in slack.bot_posts() if "Task completed" in p["text"]])
+    assert "All 12 checks green." in done[0]["text"]
+    assert "nightly" in done[0]["text"] or "Summarize the day" in done[0]["text"]
+    failed = wait_until(lambda: [p for p in slack.bot_posts() if "Task failed" in p["text"]])
+    assert "Reason: disk is full" in failed[0]["text"]
+    rows = wait_until(
+        lambda: [r for r in deliveries(clab, channel="ops", direction="out")
+                 if r["status"] == "sent"][1:]
+        and deliveries(clab, channel="ops", direction="out")
+    )  # fmt: skip
+    assert sorted(r["event"] for r in rows) == ["task.completed", "task.failed"]
+    sources = clab.sql(
+        "SELECT s.name, t.source FROM tasks t JOIN schedule_firings f ON f.id = t.origin_id "
+        "JOIN schedules s ON s.id = f.schedule_id ORDER BY s.name"
+    )
+    assert sources.values.tolist() == [["flaky", "schedule"], ["nightly", "schedule"]]
+    assert {ok, bad} == set(clab.sql("SELECT id FROM schedules")["id"])
