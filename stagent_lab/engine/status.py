@@ -124,7 +124,7 @@ class TaskBook:
         """Check, log, persist (in the batch) and announce a status change.
 
         ``now_visible``: commit at once (an inbox item that another thread must see as
-        pending), instead of with the next timed batch (≤ ~100 ms).
+        pending), instead of with the next timed batch (≤ ~0.25 s).
         """
         old = st.status
         check_transition(old, new)

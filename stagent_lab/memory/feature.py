@@ -47,7 +47,7 @@ SECTION_INTRO = (
 )
 MAX_LINE_CHARS = 400
 SWEEP_EVERY = timedelta(hours=1)
-REMEMBER_TIMEOUT_S = 60.0  # a queued remember is answered by the next batch (~100 ms)
+REMEMBER_TIMEOUT_S = 60.0  # a queued remember is answered by the next batch (≤ ~0.1 s)
 NO_MEMORY_SOURCES = frozenset({"profile_test"})
 
 
@@ -187,6 +187,7 @@ class MemoryWrites:
     def remember(self, item: NewMemory) -> asyncio.Future[Remembered]:
         fut: asyncio.Future[Remembered] = asyncio.get_running_loop().create_future()
         self._current().items.append((item, fut))
+        self._feature.service.commit_soon()  # a tool call waits for this batch
         return fut
 
     def add(self, item: NewMemory) -> None:

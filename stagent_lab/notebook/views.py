@@ -183,7 +183,7 @@ def task_info(lab: Lab, task_id: str) -> dict[str, Any]:
 
 
 def refresh_live(lab: Lab, info: dict[str, Any]) -> dict[str, Any]:
-    """Overlay where the task is now (the engine is ahead of the store by up to ~100 ms)."""
+    """Overlay where the task is now (the engine is ahead of the store by up to ~0.25 s)."""
     try:
         view = lab.call(TaskStatus(task_id=info["id"]))
     except KeyError:

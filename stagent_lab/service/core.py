@@ -304,6 +304,10 @@ class WorkspaceService:
         """Commit what is queued, then ``fn(con)`` in the same transaction (engine thread)."""
         self.engine.commit(extra=fn)
 
+    def commit_soon(self) -> None:
+        """Something waits for the next commit: make it come at the next tick (engine thread)."""
+        self.engine.commit_soon()
+
     def writer_defer(self, fn: Callable[[Any], None], label: str, task_id: str | None) -> None:
         """Queue ``fn(con)`` in order with the task's other writes (engine thread)."""
         self.engine.defer_write(fn, label, task_id)
@@ -602,7 +606,7 @@ class WorkspaceService:
         if row is None:
             raise KeyError(f"no task with id {task_id!r}")
         data = {k: v for k, v in row.items() if v is not None}
-        if snap is not None:  # the engine is ahead of the store by up to ~100 ms
+        if snap is not None:  # the engine is ahead of the store by up to ~0.25 s
             for key in (
                 "status",
                 "turns",

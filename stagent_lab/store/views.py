@@ -33,7 +33,7 @@ def task_info(con: duckdb.DuckDBPyConnection, task_id: str) -> dict[str, Any] | 
 
 
 def overlay(info: dict[str, Any], snap: dict[str, Any]) -> dict[str, Any]:
-    """What the engine knows right now (it is ahead of the store by up to ~100 ms)."""
+    """What the engine knows right now (it is ahead of the store by up to ~0.25 s)."""
     for key in ("status", "turns", "cost_usd", "result", "failure_reason", "resume_count"):
         if key in snap:
             info[key] = snap[key]

@@ -99,6 +99,8 @@ class EventWriter:
         self.failing_since: float | None = None
         self.retry_at = 0.0
         self._delay = RETRY_FIRST_S
+        self.flushed_at = clock()  # when the last flush with something to write started
+        self.urgent = False  # somebody waits for the next commit (the owner flushes sooner)
         # Called after each commit with the highest agent_logs id committed so far (what a
         # client may treat as durable); the benchmarks time event-to-store latency with it.
         self.on_commit: list[Callable[[int], None]] = []
@@ -176,6 +178,14 @@ class EventWriter:
     def pending(self) -> int:
         return self._pending_rows + len(self._transcripts)
 
+    def commit_due(self, every: float) -> bool:
+        """A timed commit is due: rows wait, no retry back-off holds them, and either somebody
+        waits for the commit (``urgent``) or the last flush is ``every`` seconds old."""
+        now = self._clock()
+        if not self.pending or now < self.retry_at:
+            return False
+        return self.urgent or now - self.flushed_at >= every
+
     def should_flush(self) -> bool:
         return self.pending >= self.max_rows and self._clock() >= self.retry_at
 
@@ -195,6 +205,7 @@ class EventWriter:
         if not ops and not transcripts:
             return 0
         self._ops, self._transcripts, self._pending_rows = [], {}, 0
+        self.flushed_at, self.urgent = self._clock(), False
         batch = ops + [("transcript", k, v[0], v[1]) for k, v in transcripts.items()]
         try:
             self._commit(batch)

@@ -323,3 +323,23 @@ def test_saved_rule_on_another_field_allows_recall_only(mlab, project):
     assert item["tool_input"]["action"] == "remember"
     mlab.decide(item["id"], "deny")
     h2.wait(timeout=20)
+
+
+def test_a_remember_asks_for_the_next_commit_instead_of_the_timed_one(mlab, project):
+    """The Memory tool waits for its batch: it asks the writer to commit at the next tick
+    (≤ 0.1 s) rather than with the timed commit (≤ 0.25 s)."""
+    service = mlab.workspace.service
+    asked: list[bool] = []
+    real = service.commit_soon
+
+    def spy() -> None:
+        asked.append(True)
+        real()
+
+    service.commit_soon = spy
+    run = mlab.run(
+        "Note it", profile="memo", project=project, timeout=30,
+        script=remember("The deploy window is Tuesday 10:00."),
+    )  # fmt: skip
+    assert run.status == "completed" and run.result.startswith("Remembered (id ")
+    assert asked == [True]

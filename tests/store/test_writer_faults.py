@@ -126,3 +126,28 @@ def test_storage_errors_are_told_apart_from_bad_data():
     assert is_storage_error(OSError(28, "No space left on device"))
     assert not is_storage_error(duckdb.ConversionException("bad value"))
     assert not is_storage_error(ValueError("x"))
+
+
+def test_a_timed_commit_is_due_every_interval_or_at_once_when_somebody_waits(con):
+    """The engine's flush loop ticks every 0.1 s but commits only when ``commit_due``: rows
+    wait, no back-off holds them, and the last flush is old enough or somebody waits."""
+    now = [100.0]
+    writer = EventWriter(con, clock=lambda: now[0])
+    every = 0.25
+    assert not writer.commit_due(every)  # nothing queued
+    writer.add_log(log_row(writer, "t1", 1))
+    now[0] += 0.1
+    assert not writer.commit_due(every)  # 0.1 s since the writer started: not yet
+    now[0] += 0.15
+    assert writer.commit_due(every)  # 0.25 s
+    writer.flush()
+    assert writer.flushed_at == now[0] and not writer.urgent
+    writer.add_log(log_row(writer, "t1", 2))
+    now[0] += 0.1
+    assert not writer.commit_due(every)
+    writer.urgent = True  # a remember waits for this batch
+    assert writer.commit_due(every)
+    writer.flush()
+    assert not writer.urgent
+    rows = con.execute("SELECT seq FROM agent_logs ORDER BY seq").fetchall()
+    assert rows == [(1,), (2,)]
