@@ -8,8 +8,13 @@ can be tested over simulated days without sleeping.
 Retrieval ranks in one query over the ranking index (``memory_index.py``): precomputed decay
 terms decide which memories are live and how strong, the word index says which query terms
 each contains and how common they are (idf), and the text of the k winners is read last.
-Nothing loops over rows in Python. Writes go through ``memory_writes.py``, which applies many
-of them in a few statements and keeps the index current.
+Nothing loops over a large set of rows in Python. The one exception is the run path
+(``top_lines``) when a profile has only a handful of live memories (``SMALL_SET``, the usual
+case): planning the ranked query costs DuckDB ~10 ms of CPU however few rows it ranks, so those
+memories are read with one plain query and scored by the reference scorer (the same formula,
+``memory_scoring.score_rows``; a test holds the two answers equal). Writes go through
+``memory_writes.py``, which applies many of them in a few statements and keeps the index
+current.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from stagent_lab.store.memory_scoring import (
     indexed_words,
     normalize_tags,
     query_terms,
+    score_rows,
     words,
 )
 from stagent_lab.store.memory_writes import (
@@ -50,6 +56,9 @@ from stagent_lab.store.memory_writes import (
 from stagent_lab.store.migrations import MigrationSet, register_set
 
 MAX_CONTENT_CHARS = 2000
+# Live memories of one scope up to which ``top_lines`` reads them all and scores them in
+# Python: one plain read plus ~20 µs a row, against ~10 ms to plan the ranked query.
+SMALL_SET = 64
 
 COLUMNS = (
     "id, profile_id, project_id, category, content, confidence, source_task_id, tags, "
@@ -98,6 +107,8 @@ def m002_ranking_index(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class MemoryStore:
+    small_set = SMALL_SET
+
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -376,6 +387,13 @@ class MemoryStore:
         """What a run's instructions need of the best ``k`` memories, as plain tuples
         ``(id, category, effective_confidence, content, score)``, best first (no DataFrame)."""
         now = self.now(now)
+        few = self._rank_few(profile_id, query, project_id=project_id, k=k, now=now)
+        if few is not None:
+            return [
+                (r["id"], r["category"], float(r["effective_confidence"]), r["content"],
+                 float(r["score"]))
+                for r in few
+            ]  # fmt: skip
         terms = query_terms(query)
         tagpat = '"(?:' + "|".join(re.escape(t) for t in terms) + ')"' if terms else None
         sql = index.ranked_sql(
@@ -386,6 +404,40 @@ class MemoryStore:
         )
         rows = self.con.execute(sql, params).fetchall()
         return [(r[0], r[1], float(r[3]), r[2], float(r[7])) for r in rows]
+
+    def _rank_few(
+        self, profile_id: str, query: str, *, project_id: str | None, k: int, now: datetime
+    ) -> list[dict[str, Any]] | None:
+        """The best ``k`` when the scope has at most ``small_set`` live memories (scored in
+        Python, the same formula as the ranked query); None when it has more."""
+        if self.small_set <= 0:
+            return None
+        params: dict[str, Any] = {
+            "profile": profile_id,
+            "now_day": index.day_number(now),
+            "limit": self.small_set + 1,
+        }
+        if project_id is not None:
+            params["project"] = project_id
+        rows = self.con.execute(
+            index.live_rows_sql(project=project_id is not None), params
+        ).fetchall()
+        if len(rows) > self.small_set:
+            return None
+        found = [
+            {
+                "id": r[0],
+                "category": r[1],
+                "content": r[2],
+                "confidence": r[3],
+                "decay_rate": r[4],
+                "last_accessed_at": r[5],
+                "updated_at": r[6],
+                "tags_list": _tags(r[7]),
+            }
+            for r in rows
+        ]
+        return score_rows(found, query, now=now, k=k)
 
     def get(self, memory_id: str, *, now: datetime | None = None) -> dict[str, Any]:
         now = self.now(now)

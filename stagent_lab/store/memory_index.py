@@ -293,6 +293,24 @@ def ranked_sql(*, project: bool, tags: bool, columns: str) -> str:
     """
 
 
+def live_rows_sql(*, project: bool) -> str:
+    """The live memories of a scope, unranked, at most ``$limit`` (the ``live`` filter of
+    :func:`ranked_sql` before the exact decayed-confidence test, which the scorer applies).
+
+    Parameters: ``$profile``, ``$now_day``, ``$limit``, and ``$project`` when asked for."""
+    project_sql = (
+        "(m.project_id IS NULL OR m.project_id = $project)" if project else "m.project_id IS NULL"
+    )
+    return f"""
+        SELECT m.id, m.category, m.content, m.confidence, m.decay_rate, m.last_accessed_at,
+               m.updated_at, m.tags
+        FROM agent_memory m
+        WHERE m.profile_id = $profile AND m.status = 'active' AND {project_sql}
+          AND m.fade_day >= $now_day - {FADE_SLACK_DAYS}
+        LIMIT $limit
+    """
+
+
 def ranked_params(
     profile_id: str,
     terms: list[str],
@@ -324,6 +342,7 @@ __all__ = [
     "drop_words",
     "duplicate_candidates",
     "indexed_words",
+    "live_rows_sql",
     "near_duplicate_need",
     "ranked_params",
     "ranked_sql",

@@ -247,3 +247,59 @@ def test_outcome_memory_is_one_per_task(mem):
     rows = mem.list("p", category="outcome")
     assert rows["content"].tolist() == ['Task "x" completed: ok']
     assert rows.iloc[0]["confidence"] == 600 and rows.iloc[0]["tags"] == ["outcome", "completed"]
+
+
+def _fill(mem, clock, n: int, *, seed: int = 11, project: str | None = None) -> None:
+    rng = random.Random(seed)
+    vocab = [f"word{i}" for i in range(30)] + ["acme", "invoice", "refund", "deploy"]
+    for i in range(n):
+        text = " ".join(rng.choices(vocab, k=rng.randint(3, 10))) + f" note{i}."
+        mem.add(
+            "p",
+            text,
+            project_id=project if i % 3 == 0 else None,
+            confidence=rng.randint(300, 1000),
+            decay_rate=rng.randint(0, 40),
+            tags=rng.sample(["acme", "deploy", "ops"], rng.randint(0, 2)),
+        )
+        clock.advance(hours=rng.randint(1, 20))
+    clock.advance(days=2)
+
+
+@pytest.mark.parametrize("project", [None, "proj-1"])
+def test_top_lines_of_a_small_scope_equal_the_ranked_query(mem, clock, project):
+    """A handful of live memories are scored in Python (no query planning); the answer is the
+    ranked query's, row for row."""
+    _fill(mem, clock, 40, project=project)
+    for query in ("acme invoice refund", "word3 word7 deploy", "", "nothing matches this"):
+        few = mem.top_lines("p", query, project_id=project, k=8)
+        mem.small_set = 0  # the ranked query
+        try:
+            ranked = mem.top_lines("p", query, project_id=project, k=8)
+        finally:
+            del mem.small_set
+        assert [r[0] for r in few] == [r[0] for r in ranked]
+        assert [r[1] for r in few] == [r[1] for r in ranked]
+        assert [r[3] for r in few] == [r[3] for r in ranked]
+        assert [r[2] for r in few] == pytest.approx([r[2] for r in ranked], rel=1e-9)
+        assert [r[4] for r in few] == pytest.approx([r[4] for r in ranked], rel=1e-9)
+        assert len(few) == 8
+
+
+def test_top_lines_ranks_in_sql_beyond_the_small_set(mem, clock, monkeypatch):
+    import stagent_lab.store.memory as memory_mod
+
+    _fill(mem, clock, 30)
+    scored = []
+    real = memory_mod.score_rows
+    monkeypatch.setattr(
+        memory_mod, "score_rows", lambda *a, **kw: scored.append(1) or real(*a, **kw)
+    )
+    live = len(mem.retrieve("p", "", k=1000))
+    assert live > 20
+    mem.small_set = live
+    assert len(mem.top_lines("p", "acme", k=5)) == 5
+    assert scored == [1]  # as many live memories as the small set: scored in Python
+    mem.small_set = live - 1
+    assert len(mem.top_lines("p", "acme", k=5)) == 5
+    assert scored == [1]  # one more than the small set: the ranked query
