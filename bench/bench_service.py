@@ -1,7 +1,8 @@
 """service: what the workspace service costs a client, against the engine in the same process.
 
-* ``service.submit_p50`` / ``_p95`` — ``lab.submit()`` through the service (JSON over HTTP on the
-  Unix socket) vs the same submit in-process; goal p50 < 2 ms.
+* ``service.submit_p50`` / ``_p95`` — ``lab.submit()`` through the service (JSON on the call
+  WebSocket over the Unix socket) vs the same submit in-process, while the tasks submitted
+  before run in the service; goal p50 < 2 ms.
 * ``service.event_latency_p95`` — from the moment the engine records an event to the moment a
   subscribed client's callback runs, through the WebSocket, vs an in-process subscriber; goal
   p95 < 25 ms.

@@ -6,8 +6,12 @@ no detail):
 * ``POST /v1/call`` — one request of the contract (JSON in; JSON or Arrow IPC out).
 * ``GET  /v1/info`` — pid, version, clients, live work.
 * ``POST /v1/shutdown`` — stop the service (refused while tasks are active, unless ``force``).
-* ``WS   /v1/events?since=N`` — the event stream; with ``since``, stored events after that
-  position first. Events are sent as JSON arrays, batched while the socket is busy.
+* ``WS   /v1/events?since=N&events=a,b`` — the event stream; with ``since``, stored events
+  after that position first; with ``events``, only events of those names. Events are sent as
+  JSON arrays, batched while the socket is busy.
+* ``WS   /v1/rpc`` — contract calls over one socket, one at a time and in order: each message
+  is a call's JSON, each answer a JSON header line (status, media type) and the body, the same
+  bytes ``/v1/call`` would send. The token is checked when the socket opens.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ MAX_BODY = 64 * 1024 * 1024
 MAX_CALL_THREADS = 40  # calls handled at once (a wait_inbox holds one while it waits)
 MAX_BUFFERED_EVENTS = 200_000  # a client this far behind is dropped; it reconnects with since=
 UNAUTHORIZED = Response("unauthorized", status_code=401)
+JSON = "application/json"
 
 
 class Clients:
@@ -100,6 +105,29 @@ def build_app(
             return False
         return hmac.compare_digest(given[7:].encode(), secret)
 
+    async def dispatch(body: bytes) -> tuple[bytes | memoryview, int, str, _Held]:
+        """One contract call: (answer, status, media type, the work to post once it is sent)."""
+        held = _Held(service.release_posts)
+        try:
+            req = parse_request(json.loads(body))
+        except (ValueError, InvalidInput) as exc:
+            data, status = wire.encode_error(
+                exc if isinstance(exc, InvalidInput) else InvalidInput(f"bad JSON: {exc}")
+            )
+            return data, status, JSON, held
+        try:
+            data, media = await run_in_threadpool(answer, req, held)
+        except BaseException as exc:
+            held.release()  # the work a handler started is never left unposted
+            if not isinstance(exc, Exception):  # cancelled: the service is stopping
+                raise
+            # every error goes back to the client, typed
+            data, status = wire.encode_error(exc)
+            if status >= 500:
+                log.exception("request %s failed", req.kind)
+            return data, status, JSON, held
+        return data, 200, media, held
+
     async def call(request: Request) -> Response:
         if not authorized(request.headers):
             return UNAUTHORIZED
@@ -112,28 +140,34 @@ def build_app(
         if len(body) > MAX_BODY:
             too_big = {"error": {"type": "InvalidInput", "message": "request body too large"}}
             return JSONResponse(too_big, 413)
-        try:
-            req = parse_request(json.loads(body))
-        except (ValueError, InvalidInput) as exc:
-            data, status = wire.encode_error(
-                exc if isinstance(exc, InvalidInput) else InvalidInput(f"bad JSON: {exc}")
-            )
-            return Response(data, status_code=status, media_type="application/json")
-        held = _Held(service.release_posts)
-        try:
-            data, media = await run_in_threadpool(answer, req, held)
-        except BaseException as exc:
-            held.release()  # the work a handler started is never left unposted
-            if not isinstance(exc, Exception):  # cancelled: the service is stopping
-                raise
-            # every error goes back to the client, typed
-            data, status = wire.encode_error(exc)
-            if status >= 500:
-                log.exception("request %s failed", req.kind)
-            return Response(data, status_code=status, media_type="application/json")
+        data, status, media, held = await dispatch(body)
         if not held.posts:
-            return Response(data, media_type=media)
+            return Response(data, status_code=status, media_type=media)
         return _ThenPost(data, media_type=media, then=held.release)
+
+    async def rpc(ws: WebSocket) -> None:
+        """Contract calls over one WebSocket, one at a time, in order (like HTTP keep-alive,
+        without a request's parsing and headers each time). A message is a call's JSON; the
+        answer is one binary message: a JSON header line (status, media type), then the body."""
+        if not await admitted(ws):
+            return
+        await ws.accept()
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                raw = message.get("bytes")
+                if raw is None:
+                    raw = (message.get("text") or "").encode()
+                data, status, media, held = await dispatch(raw)
+                try:
+                    head = json.dumps({"status": status, "media": media}).encode()
+                    await ws.send_bytes(b"".join((head, b"\n", data)))
+                finally:
+                    held.release()  # sent (or the client left): the held work goes on
+        except (WebSocketDisconnect, RuntimeError):
+            return
 
     async def info(request: Request) -> Response:
         if not authorized(request.headers):
@@ -158,14 +192,19 @@ def build_app(
         on_shutdown()
         return JSONResponse({"stopped": True, "live": live})
 
+    async def admitted(ws: WebSocket) -> bool:
+        if authorized(ws.headers):
+            return True
+        # A plain HTTP 401 instead of the upgrade (or a close before accepting, when the
+        # server cannot send one): nothing is sent over a socket that was never opened.
+        try:
+            await ws.send_denial_response(UNAUTHORIZED)
+        except RuntimeError:
+            await ws.close(code=4401)
+        return False
+
     async def events(ws: WebSocket) -> None:
-        if not authorized(ws.headers):
-            # A plain HTTP 401 instead of the upgrade (or a close before accepting, when the
-            # server cannot send one): nothing is sent over a socket that was never opened.
-            try:
-                await ws.send_denial_response(UNAUTHORIZED)
-            except RuntimeError:
-                await ws.close(code=4401)
+        if not await admitted(ws):
             return
         try:
             since = ws.query_params.get("since")
@@ -173,6 +212,8 @@ def build_app(
         except ValueError:
             await ws.close(code=4400)
             return
+        only = ws.query_params.get("events")
+        wanted = frozenset(only.split(",")) if only else None
         await ws.accept()
         loop = asyncio.get_running_loop()
         buffer: collections.deque[dict[str, Any]] = collections.deque()
@@ -181,6 +222,8 @@ def build_app(
         lock = threading.Lock()
 
         def on_event(event: dict[str, Any]) -> None:  # engine thread: buffer and wake, no more
+            if wanted is not None and event.get("event") not in wanted:
+                return
             with lock:
                 if len(buffer) >= MAX_BUFFERED_EVENTS:
                     state["overflow"] = True
@@ -233,6 +276,7 @@ def build_app(
             Route("/v1/info", info, methods=["GET"]),
             Route("/v1/shutdown", shutdown, methods=["POST"]),
             WebSocketRoute("/v1/events", events),
+            WebSocketRoute("/v1/rpc", rpc),
         ]
     )
     app.state.clients = clients

@@ -69,6 +69,37 @@ def test_a_submit_answers_first_then_the_task_is_created_in_order(served, projec
     assert states == {"cancelled"}
 
 
+def test_calls_on_the_rpc_socket_are_answered_in_order(served, project):
+    """The same guarantee on ``/v1/rpc``: a submit's creation is posted once its answer is
+    sent, before the socket's next call is read, so a cancel right after finds the task."""
+    service, client = served
+    with client.websocket_connect("/v1/rpc") as ws:
+        ids = []
+        for i in range(10):
+            submit = rq.build(
+                rq.SubmitTask, prompt=f"p{i}", profile="tester", project=str(project),
+                script=[{"sleep": 5}, {"result": "late"}],
+            )  # fmt: skip
+            ws.send_bytes(wire.encode_request(submit))
+            head, _, body = ws.receive_bytes().partition(b"\n")
+            assert json.loads(head) == {"status": 200, "media": "application/json"}
+            view = json.loads(body)["result"]
+            ws.send_bytes(wire.encode_request(rq.CancelTask(task_id=view["id"])))
+            head, _, body = ws.receive_bytes().partition(b"\n")
+            assert json.loads(head)["status"] == 200, body
+            ids.append(view["id"])
+        ws.send_bytes(b'{"kind": "cancel_task", "task_id": "nope"}')
+        head, _, body = ws.receive_bytes().partition(b"\n")
+        assert json.loads(head)["status"] == 409 and b"nope" in body
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {service.task_snapshot(i)["status"] for i in ids}
+        if states == {"cancelled"}:
+            break
+        time.sleep(0.05)
+    assert states == {"cancelled"}
+
+
 def test_a_submit_that_fails_creates_nothing(served, project):
     service, client = served
     code, out = _call(

@@ -212,13 +212,29 @@ def test_only_the_token_holder_gets_in(home, profiles_dir, tmp_path):
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import unix_connect
 
-        with pytest.raises(InvalidStatus) as refused:  # the upgrade itself is refused
-            unix_connect(
-                info.socket,
-                uri="ws://x/v1/events",
-                additional_headers={"authorization": "Bearer wrong"},
-            )
-        assert refused.value.response.status_code == 401
+        for route in ("events", "rpc"):
+            wrong = {"authorization": "Bearer wrong"}
+            with (  # the upgrade itself is refused
+                pytest.raises(InvalidStatus) as refused,
+                unix_connect(info.socket, uri=f"ws://x/v1/{route}", additional_headers=wrong),
+            ):
+                pass
+            assert refused.value.response.status_code == 401
+        with unix_connect(
+            info.socket, uri="ws://x/v1/rpc", additional_headers=auth, max_size=None
+        ) as rpc:
+            for bad, expect in (
+                (b"{not json", "bad JSON"),
+                (json.dumps({"kind": "task_status", "task_id": 7}).encode(), "task_id"),
+            ):
+                rpc.send(bad)
+                head, _, answer = rpc.recv(timeout=30).partition(b"\n")
+                assert json.loads(head)["status"] == 400
+                assert expect in json.loads(answer)["error"]["message"]
+            rpc.send(json.dumps({"kind": "ping"}).encode())  # the socket carries on
+            head, _, answer = rpc.recv(timeout=30).partition(b"\n")
+            assert json.loads(head) == {"status": 200, "media": "application/json"}
+            assert json.loads(answer)["result"]["pid"] == info.pid
         with pytest.raises(StagentError, match="Python callable"):
             lab.submit("x", profile="tester", script=lambda p, prof: [{"result": "no"}])
     token = info.token.encode()
@@ -365,3 +381,57 @@ def test_a_schedule_fires_in_the_service_after_every_client_left(home, profiles_
         task = lab.task(firings["task_id"].iloc[0])
         assert (task.status, task.result) == ("completed", "fired alone")
         assert conn.read_connection(home).pid != pid
+
+
+def test_quick_calls_ride_one_socket_and_the_rest_go_over_http(home, profiles_dir, monkeypatch):
+    """Quick calls share the call socket; a call that waits, a tabular answer, a large request
+    or a call made while the socket is busy goes over HTTP, and all of them work."""
+    from stagent_lab.client import remote
+
+    over_http: list[str] = []
+    real = remote.RemoteWorkspace._post_call
+
+    def post(self, body):
+        over_http.append(json.loads(body)["kind"])
+        return real(self, body)
+
+    monkeypatch.setattr(remote.RemoteWorkspace, "_post_call", post)
+    with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
+        over_http.clear()  # connecting is over
+        h = lab.submit("quick", profile="tester", script=[{"result": "ok"}])
+        assert h.wait(60).status == "completed"
+        lab.settings()
+        assert over_http == []
+        lab.sql("SELECT 1 AS x")
+        assert over_http == ["sql"]
+        lab._ws._rpc._lock.acquire()  # another thread's call holds the socket
+        try:
+            assert lab.task(h.id).status == "completed"
+        finally:
+            lab._ws._rpc._lock.release()
+        assert over_http[1:] == ["resolve_task_id", "get_task", "task_status"]
+        big = "word " * (remote.WS_MAX_REQUEST // 5 + 10)
+        with pytest.raises(StagentError):  # a typed answer, over HTTP
+            lab.submit(big, profile="no-such-profile")
+        assert over_http[-1] == "submit_task"
+
+
+def test_a_filtered_subscription_gets_only_the_events_it_names(home, profiles_dir):
+    with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
+        got: list[dict] = []
+        unsubscribe = lab._ws.subscribe(got.append, events=frozenset({"status"}))
+        try:
+            h = lab.run("filtered", profile="tester", script=[{"say": "hi"}, {"result": "ok"}])
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(
+                e.get("task_id") == h.id and e.get("status") == "completed" for e in got
+            ):
+                time.sleep(0.05)
+        finally:
+            unsubscribe()
+        mine = [e for e in got if e.get("task_id") == h.id]
+        assert {e["event"] for e in got} == {"status"}
+        assert [e["status"] for e in mine][-1] == "completed"
+        assert "running" in [e["status"] for e in mine]
+        logs = lab.logs(h.id)
+        assert "assistant_text" in set(logs["event"])  # the unnamed events still happened
