@@ -4,8 +4,9 @@
 detached (``python -m stagent_lab.service``, output in ``<home>/.service/service.log``) when none
 runs, like ``ray.init()`` or a Jupyter kernel manager. Calls travel as JSON over the service's
 Unix socket: on one WebSocket (``/v1/rpc``, the ``websockets`` library) kept open for quick
-calls, and over HTTP (httpx's UDS transport) for a call that waits (``wait_inbox``), a tabular
-answer (Arrow), a large request, or a call made while another thread's call holds the socket.
+calls, and over HTTP (httpx's UDS transport) for a call that waits (one with a ``timeout``), a
+tabular answer (Arrow), a large request, or a call made while another thread's call holds the
+socket.
 Events come over a WebSocket too, each subscription on a thread of its own that
 reconnects after a break and resumes from the last event it saw.
 
@@ -42,7 +43,6 @@ from stagent_lab.service import connection as conn
 START_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 600.0  # no answer to a call in this long: the call fails, saying so
 WS_MAX_REQUEST = 1 << 20  # larger requests go over HTTP (its body limit is 64 MiB)
-HTTP_ONLY = frozenset({"wait_inbox"})  # calls that wait: they never hold the call socket
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 PROVIDER_ENV = ("ANTHROPIC_", "OPENAI_", "OLLAMA_", "CLAUDE_", "CODEX_")
 _LAUNCHER = """
@@ -284,9 +284,11 @@ class RemoteWorkspace:
 
 
 def _quick(request: Request) -> bool:
-    """Whether a call goes on the call socket: not one that waits, nor a tabular answer
-    (Arrow moves faster through HTTP's streamed body: 1M rows 0.26 s vs 0.37 s)."""
-    return request.kind not in HTTP_ONLY and type(request).result is not rq.ArrowTable
+    """Whether a call goes on the call socket: not one that waits (a request with a
+    ``timeout``, such as ``wait_inbox``), nor a tabular answer (Arrow moves faster through
+    HTTP's streamed body: 1M rows 0.26 s vs 0.37 s)."""
+    cls = type(request)
+    return "timeout" not in cls.model_fields and cls.result is not rq.ArrowTable
 
 
 class _NotSent(Exception):
@@ -309,7 +311,8 @@ class _CallSocket:
     def call(self, body: bytes) -> tuple[int, str, bytes]:
         """(status, media type, body) of the answer. Raises ``_NotSent`` when the call was
         not sent; ``OSError`` or ``WebSocketException`` when the socket broke after it was
-        sent; ``ServiceError`` when no answer came in time."""
+        sent (the socket closing before the call went out is ``_NotSent``); ``ServiceError``
+        when no answer came in time."""
         if not self._lock.acquire(blocking=False):
             raise _NotSent
         try:
@@ -322,6 +325,10 @@ class _CallSocket:
                     raise _NotSent from exc
             try:
                 self._conn.send(body)
+            except (OSError, WebSocketException) as exc:  # closed before it went out
+                self._drop()
+                raise _NotSent from exc
+            try:
                 message = self._conn.recv(timeout=CALL_TIMEOUT_S)
             except TimeoutError:
                 self._drop()  # its answer may still come: never read it as another's

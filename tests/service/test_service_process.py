@@ -410,6 +410,15 @@ def test_quick_calls_ride_one_socket_and_the_rest_go_over_http(home, profiles_di
         finally:
             lab._ws._rpc._lock.release()
         assert over_http[1:] == ["resolve_task_id", "get_task", "task_status"]
+        from stagent_lab.api import requests as rq
+
+        lab.call(rq.WaitInbox(timeout=0))  # a call that waits never holds the socket
+        assert over_http[-1] == "wait_inbox"
+        lab._ws._rpc._conn.close()  # the socket closed under us: nothing was sent on it
+        assert lab.settings() and over_http[-1] == "get_settings"
+        n = len(over_http)
+        assert lab.task(h.id).status == "completed"  # and the next call reopens it
+        assert len(over_http) == n
         big = "word " * (remote.WS_MAX_REQUEST // 5 + 10)
         with pytest.raises(StagentError):  # a typed answer, over HTTP
             lab.submit(big, profile="no-such-profile")
