@@ -166,7 +166,7 @@ def build_app(
                     await ws.send_bytes(b"".join((head, b"\n", data)))
                 finally:
                     held.release()  # sent (or the client left): the held work goes on
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             return
 
     async def info(request: Request) -> Response:

@@ -380,7 +380,10 @@ def test_a_status_event_wins_over_a_snapshot_that_lags_it(lab, project, monkeypa
         return out
 
     monkeypatch.setattr(views, "refresh_live", refresh_live)
-    h = lab.submit("lag", profile="guarded", project=project, script=steps(ECHO, {"say": "ok"}))
+    # The card must be watching before the task asks (a first step of 0.5 s): the lag is about
+    # a live status event, not a card opened on a task already waiting.
+    script = steps({"sleep": 0.5}, ECHO, {"say": "ok"})
+    h = lab.submit("lag", profile="guarded", project=project, script=script)
     card = TaskCard(h.id, lab)
     assert wait_until(lambda: card.pending != [])
     assert wait_until(lambda: card.info["status"] == "waiting")
