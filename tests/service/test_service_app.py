@@ -36,6 +36,30 @@ def _call(client: TestClient, request: rq.Request) -> tuple[int, dict]:
     return resp.status_code, out.get("result", out)
 
 
+def _slow_submit(i: int, project) -> rq.Request:
+    return rq.build(
+        rq.SubmitTask, prompt=f"p{i}", profile="tester", project=str(project),
+        script=[{"sleep": 5}, {"result": "late"}],
+    )  # fmt: skip
+
+
+def _rpc(ws, body: bytes) -> tuple[dict, bytes]:
+    """One call on the ``/v1/rpc`` socket: (its header, its body)."""
+    ws.send_bytes(body)
+    head, _, answer = ws.receive_bytes().partition(b"\n")
+    return json.loads(head), answer
+
+
+def _settled(service, ids: list[str], want: set[str], timeout: float = 30) -> set[str]:
+    """The tasks' statuses once they are all in ``want`` (or as they stand at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {service.task_snapshot(i)["status"] for i in ids}
+        if states <= want or time.monotonic() >= deadline:
+            return states
+        time.sleep(0.05)
+
+
 def test_a_submit_answers_first_then_the_task_is_created_in_order(served, project):
     service, client = served
     posted: list[str] = []
@@ -48,11 +72,7 @@ def test_a_submit_answers_first_then_the_task_is_created_in_order(served, projec
     service.engine.post = spy  # what the app hands the engine, and when
     ids = []
     for i in range(10):
-        code, view = _call(
-            client,
-            rq.build(rq.SubmitTask, prompt=f"p{i}", profile="tester", project=str(project),
-                     script=[{"sleep": 5}, {"result": "late"}]),
-        )  # fmt: skip
+        code, view = _call(client, _slow_submit(i, project))
         assert code == 200 and view["status"] == "queued"
         # A cancel right after the answer finds the task (its creation was posted before this
         # connection's next request was read).
@@ -60,13 +80,7 @@ def test_a_submit_answers_first_then_the_task_is_created_in_order(served, projec
         assert code == 200, out
         ids.append(view["id"])
     assert posted.count("post") >= 10
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = {service.task_snapshot(i)["status"] for i in ids}
-        if states == {"cancelled"}:
-            break
-        time.sleep(0.05)
-    assert states == {"cancelled"}
+    assert _settled(service, ids, {"cancelled"}) == {"cancelled"}
 
 
 def test_calls_on_the_rpc_socket_are_answered_in_order(served, project):
@@ -76,28 +90,15 @@ def test_calls_on_the_rpc_socket_are_answered_in_order(served, project):
     with client.websocket_connect("/v1/rpc") as ws:
         ids = []
         for i in range(10):
-            submit = rq.build(
-                rq.SubmitTask, prompt=f"p{i}", profile="tester", project=str(project),
-                script=[{"sleep": 5}, {"result": "late"}],
-            )  # fmt: skip
-            ws.send_bytes(wire.encode_request(submit))
-            head, _, body = ws.receive_bytes().partition(b"\n")
-            assert json.loads(head) == {"status": 200, "media": "application/json"}
+            head, body = _rpc(ws, wire.encode_request(_slow_submit(i, project)))
+            assert head == {"status": 200, "media": "application/json"}
             view = json.loads(body)["result"]
-            ws.send_bytes(wire.encode_request(rq.CancelTask(task_id=view["id"])))
-            head, _, body = ws.receive_bytes().partition(b"\n")
-            assert json.loads(head)["status"] == 200, body
+            head, body = _rpc(ws, wire.encode_request(rq.CancelTask(task_id=view["id"])))
+            assert head["status"] == 200, body
             ids.append(view["id"])
-        ws.send_bytes(b'{"kind": "cancel_task", "task_id": "nope"}')
-        head, _, body = ws.receive_bytes().partition(b"\n")
-        assert json.loads(head)["status"] == 409 and b"nope" in body
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = {service.task_snapshot(i)["status"] for i in ids}
-        if states == {"cancelled"}:
-            break
-        time.sleep(0.05)
-    assert states == {"cancelled"}
+        head, body = _rpc(ws, b'{"kind": "cancel_task", "task_id": "nope"}')
+        assert head["status"] == 409 and b"nope" in body
+    assert _settled(service, ids, {"cancelled"}) == {"cancelled"}
 
 
 def test_a_submit_that_fails_creates_nothing(served, project):
