@@ -9,9 +9,10 @@ Retrieval ranks in one query over the ranking index (``memory_index.py``): preco
 terms decide which memories are live and how strong, the word index says which query terms
 each contains and how common they are (idf), and the text of the k winners is read last.
 Nothing loops over a large set of rows in Python. The one exception is the run path
-(``top_lines``) when a profile has only a handful of live memories (``SMALL_SET``, the usual
-case): planning the ranked query costs DuckDB ~10 ms of CPU however few rows it ranks, so those
-memories are read with one plain query and scored by the reference scorer (the same formula,
+(``top_lines``) when a scope has at most ``SMALL_SET`` live memories (500, the usual case):
+planning the ranked query costs DuckDB 10–20 ms of CPU however few rows it ranks, so those
+memories are read with one plain query (without their text, which ``SplitTexts`` holds split
+into words by id and text hash) and scored by the reference scorer (the same formula,
 ``memory_scoring.score_rows``; a test holds the two answers equal). Writes go through
 ``memory_writes.py``, which applies many of them in a few statements and keeps the index
 current.
@@ -19,9 +20,12 @@ current.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -57,8 +61,9 @@ from stagent_lab.store.migrations import MigrationSet, register_set
 
 MAX_CONTENT_CHARS = 2000
 # Live memories of one scope up to which ``top_lines`` reads them all and scores them in
-# Python: one plain read plus ~20 µs a row, against ~10 ms to plan the ranked query.
-SMALL_SET = 64
+# Python: ~2 ms plus ~14 µs a row on the build machine (6.4 ms for 300), against 18–22 ms
+# for the ranked query. Beyond ~1,000 the ranked query is cheaper.
+SMALL_SET = 500
 
 COLUMNS = (
     "id, profile_id, project_id, category, content, confidence, source_task_id, tags, "
@@ -424,19 +429,33 @@ class MemoryStore:
         ).fetchall()
         if len(rows) > self.small_set:
             return None
-        found = [
-            {
-                "id": r[0],
-                "category": r[1],
-                "content": r[2],
-                "confidence": r[3],
-                "decay_rate": r[4],
-                "last_accessed_at": r[5],
-                "updated_at": r[6],
-                "tags_list": _tags(r[7]),
-            }
-            for r in rows
-        ]
+        texts = SPLIT_TEXTS.get_many([(r[0], r[2]) for r in rows])
+        missing = [r[0] for r in rows if (r[0], r[2]) not in texts]
+        fetched: dict[str, tuple[str, frozenset[str]]] = {}
+        if missing:
+            for mid, digest, content in self.con.execute(
+                index.contents_sql(), {"ids": missing}
+            ).fetchall():
+                fetched[mid] = SPLIT_TEXTS.put((mid, digest), content)
+        found = []
+        for r in rows:
+            # Changed or deleted between the two reads: its newer text, or nothing.
+            text = texts.get((r[0], r[2])) or fetched.get(r[0])
+            if text is None:
+                continue
+            found.append(
+                {
+                    "id": r[0],
+                    "category": r[1],
+                    "content": text[0],
+                    "words": text[1],
+                    "confidence": r[3],
+                    "decay_rate": r[4],
+                    "last_accessed_at": r[5],
+                    "updated_at": r[6],
+                    "tags_list": _tag_tuple(r[7]),
+                }
+            )
         return score_rows(found, query, now=now, k=k)
 
     def get(self, memory_id: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -566,6 +585,57 @@ def _tags(value: Any) -> list[str]:
     except ValueError:
         return []
     return [str(t) for t in out] if isinstance(out, list) else []
+
+
+class SplitTexts:
+    """Memories' texts and their indexed words, by ``(id, content hash)``, least recently
+    used first out.
+
+    Splitting texts into words is most of what ranking a scope in Python costs, and a memory's
+    text seldom changes; when it does (an edit, a resumed task's new outcome) its hash changes
+    and the old entry is never asked for again. The hash is DuckDB's ``hash(content)``, read
+    with the memory's other columns, so a hit needs no text from the database. Shared by the
+    stores of one process (the run path reads from worker threads, hence the lock).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._held: OrderedDict[tuple[str, int], tuple[str, frozenset[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, keys: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[str, frozenset[str]]]:
+        out = {}
+        with self._lock:
+            held = self._held
+            for key in keys:
+                text = held.get(key)
+                if text is not None:
+                    held.move_to_end(key)
+                    out[key] = text
+        return out
+
+    def put(self, key: tuple[str, int], content: str) -> tuple[str, frozenset[str]]:
+        text = (content, frozenset(indexed_words(content)))
+        with self._lock:
+            self._held[key] = text
+            self._held.move_to_end(key)
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+        return text
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+SPLIT_TEXTS = SplitTexts(20_000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_tuple(value: str | None) -> tuple[str, ...]:
+    """A stored tag list as a tuple (few distinct values, so remembered)."""
+    return tuple(_tags(value))
 
 
 def _plain(value: Any) -> Any:

@@ -297,18 +297,25 @@ def live_rows_sql(*, project: bool) -> str:
     """The live memories of a scope, unranked, at most ``$limit`` (the ``live`` filter of
     :func:`ranked_sql` before the exact decayed-confidence test, which the scorer applies).
 
+    The text is not read: ``content_hash`` (DuckDB's 64-bit ``hash``) tells a reader whether
+    the words it split earlier are still that memory's (see :func:`contents_sql`).
     Parameters: ``$profile``, ``$now_day``, ``$limit``, and ``$project`` when asked for."""
     project_sql = (
         "(m.project_id IS NULL OR m.project_id = $project)" if project else "m.project_id IS NULL"
     )
     return f"""
-        SELECT m.id, m.category, m.content, m.confidence, m.decay_rate, m.last_accessed_at,
-               m.updated_at, m.tags
+        SELECT m.id, m.category, hash(m.content) AS content_hash, m.confidence, m.decay_rate,
+               m.last_accessed_at, m.updated_at, m.tags
         FROM agent_memory m
         WHERE m.profile_id = $profile AND m.status = 'active' AND {project_sql}
           AND m.fade_day >= $now_day - {FADE_SLACK_DAYS}
         LIMIT $limit
     """
+
+
+def contents_sql() -> str:
+    """The text and its ``content_hash`` of the memories ``$ids``."""
+    return "SELECT id, hash(content), content FROM agent_memory WHERE id = ANY($ids)"
 
 
 def ranked_params(
@@ -336,6 +343,7 @@ def ranked_params(
 __all__ = [
     "DERIVED_COLUMNS",
     "add_words",
+    "contents_sql",
     "create_index",
     "day_number",
     "derived_sql",

@@ -23,8 +23,10 @@ them as the naive baseline).
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -172,50 +174,71 @@ def score_rows(
     tags: Iterable[str] = (),
     k: int = 8,
 ) -> list[dict]:
-    """Score memory rows one by one (dicts with the table's columns); best ``k`` first.
+    """Score memory rows (dicts with the table's columns); best ``k`` first.
 
     Applies the same filter as retrieval (effective confidence at least ``DECAYED_BELOW``);
-    status and profile filtering are the caller's job.
+    status and profile filtering are the caller's job. A row may carry its ``words``
+    (``indexed_words(content)``) so they are not split again.
+
+    A query term is matched against the rows' vocabulary once (sorted, so the words a term
+    starts are one contiguous run); a row holds the term when its word set meets that run.
     """
     terms = query_terms(query)
     wanted_tags = set(terms) | set(normalize_tags(list(tags)))
-    live = []
+    live: list[tuple[dict, float]] = []
     for row in rows:
         anchor = row.get("last_accessed_at") or row["updated_at"]
         eff = effective_confidence(row["confidence"], row["decay_rate"], anchor, now)
-        if eff < DECAYED_BELOW:
-            continue
-        found = indexed_words(row["content"])
-        hits = [any(w.startswith(t) for w in found) for t in terms]
-        live.append((row, eff, hits))
+        if eff >= DECAYED_BELOW:
+            live.append((row, eff))
     n = len(live)
-    dfs = [sum(1 for _, _, h in live if h[i]) for i in range(len(terms))]
-    weights = [idf(n, d) for d in dfs]
+    hits: list[list[int]] = [[] for _ in terms]
+    if terms:
+        word_sets = [
+            frozenset(indexed_words(row["content"]) if row.get("words") is None else row["words"])
+            for row, _ in live
+        ]
+        vocab = sorted(frozenset().union(*word_sets))
+        for found, term in zip(hits, terms, strict=True):
+            lo = hi = bisect_left(vocab, term)
+            while hi < len(vocab) and vocab[hi].startswith(term):
+                hi += 1
+            started = frozenset(vocab[lo:hi])  # the words this term starts
+            if started:
+                found.extend(j for j, ws in enumerate(word_sets) if not ws.isdisjoint(started))
+    weights = [idf(n, len(found)) for found in hits]
     total = sum(weights)
-    out = []
-    for row, eff, hits in live:
-        rel = sum(w for w, h in zip(weights, hits, strict=True) if h) / total if total else 0.0
+    rel = [0.0] * n
+    if total:
+        for w, found in zip(weights, hits, strict=True):
+            for j in found:
+                rel[j] += w
+    scored: list[tuple[float, str, int, float, float]] = []
+    for j, (row, eff) in enumerate(live):
+        relevance = rel[j] / total if total else 0.0
         rec = math.exp(-days_between(row["updated_at"], now) / RECENCY_DAYS)
-        row_tags = set(row.get("tags_list") or [])
-        tag = 1.0 if row_tags & wanted_tags else 0.0
+        tag = 1.0 if wanted_tags and wanted_tags.intersection(row.get("tags_list") or ()) else 0.0
         score = (
-            WEIGHTS["relevance"] * rel
+            WEIGHTS["relevance"] * relevance
             + WEIGHTS["confidence"] * eff / 1000.0
             + WEIGHTS["recency"] * rec
             + WEIGHTS["tag"] * tag
         )
+        scored.append((-score, row["id"], j, rec, tag))
+    out = []
+    for neg, _, j, rec, tag in heapq.nsmallest(k, scored):
+        row, eff = live[j]
         out.append(
             {
                 **row,
                 "effective_confidence": eff,
-                "relevance": rel,
+                "relevance": rel[j] / total if total else 0.0,
                 "recency": rec,
                 "tag_match": tag,
-                "score": score,
+                "score": -neg,
             }
         )
-    out.sort(key=lambda r: (-r["score"], r["id"]))
-    return out[:k]
+    return out
 
 
 __all__ = [

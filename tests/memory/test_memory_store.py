@@ -252,25 +252,30 @@ def test_outcome_memory_is_one_per_task(mem):
 def _fill(mem, clock, n: int, *, seed: int = 11, project: str | None = None) -> None:
     rng = random.Random(seed)
     vocab = [f"word{i}" for i in range(30)] + ["acme", "invoice", "refund", "deploy"]
+    items = []
     for i in range(n):
         text = " ".join(rng.choices(vocab, k=rng.randint(3, 10))) + f" note{i}."
-        mem.add(
-            "p",
-            text,
-            project_id=project if i % 3 == 0 else None,
-            confidence=rng.randint(300, 1000),
-            decay_rate=rng.randint(0, 40),
-            tags=rng.sample(["acme", "deploy", "ops"], rng.randint(0, 2)),
+        items.append(
+            mem.prepare(
+                "p",
+                text,
+                project_id=project if i % 3 == 0 else None,
+                confidence=rng.randint(300, 1000),
+                decay_rate=rng.randint(0, 40),
+                tags=rng.sample(["acme", "deploy", "ops"], rng.randint(0, 2)),
+                now=clock.now,
+            )
         )
         clock.advance(hours=rng.randint(1, 20))
+    mem.write_many(items)  # in order, each checked against the ones before: as n adds
     clock.advance(days=2)
 
 
-@pytest.mark.parametrize("project", [None, "proj-1"])
-def test_top_lines_of_a_small_scope_equal_the_ranked_query(mem, clock, project):
-    """A handful of live memories are scored in Python (no query planning); the answer is the
-    ranked query's, row for row."""
-    _fill(mem, clock, 40, project=project)
+@pytest.mark.parametrize(("n", "project"), [(40, None), (40, "proj-1"), (240, "proj-1")])
+def test_top_lines_of_a_small_scope_equal_the_ranked_query(mem, clock, n, project):
+    """Up to ``small_set`` live memories are scored in Python (no query planning); the answer
+    is the ranked query's, row for row."""
+    _fill(mem, clock, n, project=project)
     for query in ("acme invoice refund", "word3 word7 deploy", "", "nothing matches this"):
         few = mem.top_lines("p", query, project_id=project, k=8)
         mem.small_set = 0  # the ranked query
@@ -303,3 +308,66 @@ def test_top_lines_ranks_in_sql_beyond_the_small_set(mem, clock, monkeypatch):
     mem.small_set = live - 1
     assert len(mem.top_lines("p", "acme", k=5)) == 5
     assert scored == [1]  # one more than the small set: the ranked query
+
+
+def test_top_lines_sees_an_edited_text_at_once(mem, clock):
+    """Words split from a memory's text are kept by (id, text hash): an edit is a new text."""
+    _fill(mem, clock, 30)
+    assert all("zebra" not in r[3] for r in mem.top_lines("p", "zebra crossing", k=30))
+    target = mem.retrieve("p", "", k=1).iloc[0]["id"]
+    mem.edit(target, content="Use the zebra crossing by the office.")
+    best = mem.top_lines("p", "zebra crossing", k=3)[0]
+    assert best[0] == target and best[3] == "Use the zebra crossing by the office."
+    mem.small_set = 0
+    assert mem.top_lines("p", "zebra crossing", k=3)[0][:4] == best[:4]  # the ranked query
+
+
+def test_top_lines_splits_each_text_once(mem, clock, monkeypatch):
+    import stagent_lab.store.memory as memory_mod
+
+    split = []
+    real = memory_mod.SPLIT_TEXTS.put
+    monkeypatch.setattr(
+        memory_mod.SPLIT_TEXTS, "put", lambda key, text: split.append(key[0]) or real(key, text)
+    )
+    _fill(mem, clock, 25)
+    live = len(mem.retrieve("p", "", k=1000))
+    mem.top_lines("p", "acme", k=5)
+    assert len(split) == live  # every live memory's text read and split once
+    mem.top_lines("p", "deploy refund", k=5)
+    assert len(split) == live  # then none again
+    added = mem.add("p", "Deploys wait for the refund audit to finish.")
+    assert mem.top_lines("p", "deploy refund", k=1)[0][0] == added.id
+    assert split[live:] == [added.id]  # only the new one
+
+
+def test_top_lines_skips_a_memory_deleted_between_its_two_reads(mem, clock):
+    _fill(mem, clock, 12)
+    gone = mem.retrieve("p", "acme", k=1).iloc[0]["id"]
+    real = mem.con
+
+    class DeletesFirst:  # the memory is deleted after the scope's rows were read
+        def execute(self, sql, params=None):
+            if "hash(content), content" in sql:
+                real.execute("DELETE FROM agent_memory WHERE id = ?", [gone])
+            return real.execute(sql, params)
+
+    mem.con = DeletesFirst()
+    try:
+        found = mem.top_lines("p", "acme", k=50)
+    finally:
+        mem.con = real
+    assert found and gone not in [r[0] for r in found]
+
+
+def test_split_texts_keeps_the_most_recently_used():
+    from stagent_lab.store.memory import SplitTexts
+
+    held = SplitTexts(2)
+    held.put(("a", 1), "alpha words")
+    held.put(("b", 2), "beta words")
+    assert held.get_many([("a", 1)]) == {("a", 1): ("alpha words", frozenset({"alpha", "words"}))}
+    held.put(("c", 3), "gamma")  # "b" was used least recently
+    assert set(held.get_many([("a", 1), ("b", 2), ("c", 3)])) == {("a", 1), ("c", 3)}
+    assert len(held) == 2
+    assert held.get_many([("a", 9)]) == {}  # another text of "a": not held
