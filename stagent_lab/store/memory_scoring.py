@@ -107,7 +107,8 @@ def normalize_tags(tags: Iterable[str] | str | None) -> list[str]:
 
 
 def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
-    sa, sb = set(a), set(b)
+    sa = a if isinstance(a, set | frozenset) else set(a)
+    sb = b if isinstance(b, set | frozenset) else set(b)
     if not sa and not sb:
         return 1.0
     return len(sa & sb) / len(sa | sb)

@@ -92,6 +92,7 @@ class NewMemory:
     outcome_status: str | None = None
     replace_outcome: bool = True  # look for an earlier outcome (False: a task's first run)
     words: list[str] = field(default_factory=list)
+    word_set: frozenset[str] = frozenset()
 
 
 Candidate = tuple[str, str, str, Any, float]  # id, content, status, tags, effective confidence
@@ -109,6 +110,7 @@ def write_many(con: duckdb.DuckDBPyConnection, items: Sequence[NewMemory]) -> li
     scanned: dict[int, list[Candidate]] = {}
     for n, it in enumerate(items):
         it.words = words(it.content)
+        it.word_set = frozenset(it.words)
         if it.outcome_status and it.source_task_id in outcomes:
             continue
         need = index.near_duplicate_need(it.words)
@@ -220,14 +222,23 @@ class _Plan:
         live: tuple[float, str, str, Any, float] | None = None
         rejected: tuple[float, str] | None = None
         seen: set[str] = set()
-        pool = [*found, *self._batch_candidates(it)]
-        for mid, content, status, tags, eff in pool:
+        pool = [
+            (mid, frozenset(words(content)), status, tags, eff)
+            for mid, content, status, tags, eff in found
+        ]
+        # Memories added earlier in this batch, with the words split when they were queued.
+        pool += [
+            (r.id, r.word_set, "active", r.tags, float(r.confidence))
+            for r in self.new_rows
+            if r.profile_id == it.profile_id and r.project_id == it.project_id
+        ]
+        for mid, held, status, tags, eff in pool:
             if mid in seen:
                 continue
             seen.add(mid)
             if mid in self.state:
                 status, tags, eff = self.state[mid]
-            sim = jaccard(it.words, words(content))
+            sim = jaccard(it.word_set, held)
             if sim < NEAR_DUPLICATE:
                 continue
             if status == "rejected":
@@ -265,6 +276,7 @@ class _Plan:
         new_row = next((r for r in self.new_rows if r.id == mid), None)
         if new_row is not None:  # added earlier in this batch: write the later outcome instead
             new_row.content, new_row.confidence, new_row.tags = it.content, it.confidence, it.tags
+            new_row.words, new_row.word_set = it.words, it.word_set
             new_row.at = it.at
             return Remembered(mid, "reinforced", it.confidence)
         self._update(
@@ -279,13 +291,6 @@ class _Plan:
         self.content_changed.append((mid, it.content))
         self.state[mid] = ("active", tag_text, float(it.confidence))
         return Remembered(mid, "reinforced", it.confidence)
-
-    def _batch_candidates(self, it: NewMemory) -> list[Candidate]:
-        return [
-            (r.id, r.content, "active", json.dumps(r.tags), float(r.confidence))
-            for r in self.new_rows
-            if r.profile_id == it.profile_id and r.project_id == it.project_id
-        ]
 
     def _update(self, mid: str, **fields: Any) -> None:
         if any(r.id == mid for r in self.new_rows):  # not written yet: change the new row

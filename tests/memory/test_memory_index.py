@@ -120,6 +120,22 @@ def test_a_later_outcome_of_a_task_in_the_same_batch_replaces_the_first(con):
     assert indexed(con, out[0].id) == hashes(con, "completed", "ok", "task")
 
 
+def test_a_text_in_a_batch_is_compared_with_the_replaced_outcome_text(con):
+    """Words split when a memory is queued are replaced with its text: a later item of the
+    same batch is matched against the outcome that replaced the first."""
+    mem = MemoryStore(con, clock=lambda: T0)
+    first = mem.prepare_outcome(
+        "p", "t1", 'Task "x" failed: boom', status="failed", project_id=None
+    )
+    again = mem.prepare_outcome("p", "t1", 'Task "x" completed: ok', status="completed",
+                                project_id=None)  # fmt: skip
+    like_again = mem.prepare("p", "task X completed OK")
+    like_first = mem.prepare("p", "task x failed boom")
+    out = mem.write_many([first, again, like_again, like_first])
+    assert [o.action for o in out] == ["added", "reinforced", "reinforced", "added"]
+    assert out[2].id == out[0].id and out[3].id not in (out[0].id, None)
+
+
 def test_text_of_stop_words_only_still_finds_its_duplicate(con):
     mem = MemoryStore(con, clock=lambda: T0)
     first = mem.add("p", "It is what it is.")
