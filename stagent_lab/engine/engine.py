@@ -410,6 +410,10 @@ class Engine:
         rather than with the next timed batch (≤ 0.25 s)."""
         self.writer.urgent = True
 
+    def commits(self) -> int:
+        """How many transactions the writer has committed (any thread may ask)."""
+        return self.writer.commits
+
     def writer_stats(self) -> dict[str, Any]:
         w = self.writer
         return {

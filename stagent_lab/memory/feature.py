@@ -33,7 +33,7 @@ from stagent_lab.config import SettingSpec
 from stagent_lab.errors import StagentError
 from stagent_lab.memory.tool import MemoryTool
 from stagent_lab.store import memory as memory_repo
-from stagent_lab.store.memory import MemoryStore, Remembered
+from stagent_lab.store.memory import MemoryStore, Remembered, ScopeRows
 from stagent_lab.store.memory_writes import NewMemory
 
 if TYPE_CHECKING:
@@ -254,9 +254,9 @@ class MemoryFeature:
     def setting(self, key: str) -> Any:
         return self.service.settings.value(key)
 
-    def store(self, con: Any) -> MemoryStore:
+    def store(self, con: Any, *, scopes: ScopeRows | None = None) -> MemoryStore:
         """A MemoryStore on ``con`` (None: only for ``prepare``, which runs no SQL)."""
-        return MemoryStore(con, clock=self.now, redact=self.service.redact)
+        return MemoryStore(con, clock=self.now, redact=self.service.redact, scopes=scopes)
 
     def write(self, fn: Callable[[MemoryStore], Any]) -> Any:
         """``fn(store)`` inside the writer's transaction, after everything queued (engine
@@ -285,6 +285,9 @@ class MemoryFeature:
 
     def attach(self, service: WorkspaceService) -> None:
         self.service = service
+        # The scopes runs rank, kept until the next commit (a reader cursor sees only
+        # committed rows, and every memory write is committed by the service's writer).
+        self.scopes = ScopeRows(service.commits)
         service.tools.register(MemoryTool())
         service.hooks.instructions.append(self.instructions)
         service.hooks.tool_services.append(lambda st: {"memory": TaskMemory(self, st)})
@@ -329,7 +332,7 @@ class MemoryFeature:
 
         def rank() -> tuple[list[tuple[str, str, float, str, float]], str | None, list[str]]:
             # A reader cursor in a worker thread: ranking and the section stay off the loop.
-            found = self.store(self.service.store.reader()).top_lines(
+            found = self.store(self.service.store.reader(), scopes=self.scopes).top_lines(
                 st.profile_id, query, project_id=st.project_id, k=top_k, now=now
             )
             return found, *build_section(found, max_chars)

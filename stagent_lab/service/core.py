@@ -300,6 +300,11 @@ class WorkspaceService:
         """A task's live state (engine thread only)."""
         return self.engine.task(task_id)
 
+    def commits(self) -> int:
+        """Transactions committed to the store so far: what a reader compares to know that
+        what it kept is still what the store holds."""
+        return self.engine.commits()
+
     def writer_flush(self, fn: Callable[[Any], None] | None = None) -> None:
         """Commit what is queued, then ``fn(con)`` in the same transaction (engine thread)."""
         self.engine.commit(extra=fn)

@@ -13,7 +13,8 @@ Nothing loops over a large set of rows in Python. The one exception is the run p
 planning the ranked query costs DuckDB 10–20 ms of CPU however few rows it ranks, so those
 memories are read with one plain query (without their text, which ``SplitTexts`` holds split
 into words by id and text hash) and scored by the reference scorer (the same formula,
-``memory_scoring.score_rows``; a test holds the two answers equal). Writes go through
+``memory_scoring.score_rows``; a test holds the two answers equal). A ``ScopeRows`` given to
+the store keeps what a scope read returned until the writer's next commit. Writes go through
 ``memory_writes.py``, which applies many of them in a few statements and keeps the index
 current.
 """
@@ -120,10 +121,14 @@ class MemoryStore:
         *,
         clock: Callable[[], datetime] | None = None,
         redact: Callable[[str], str] | None = None,
+        scopes: ScopeRows | None = None,
     ) -> None:
+        """``scopes``: where ``top_lines`` keeps the scopes it read (only for a reader that
+        sees committed rows alone: never the writer's connection inside its transaction)."""
         self.con = con
         self.clock: Callable[[], datetime] = clock or utcnow
         self._redact = redact or (lambda s: s)
+        self.scopes = scopes
 
     def now(self, now: datetime | None = None) -> datetime:
         return now if now is not None else self.clock()
@@ -417,9 +422,29 @@ class MemoryStore:
         Python, the same formula as the ranked query); None when it has more."""
         if self.small_set <= 0:
             return None
+        now_day = index.day_number(now)
+        key = (profile_id, project_id, self.small_set)
+        scopes = self.scopes
+        if scopes is not None:
+            generation = scopes.generation()
+            kept = scopes.get(key, generation, now_day)
+            if kept is not MISSING:
+                found = kept
+            else:
+                found = self._read_scope(profile_id, project_id, now_day)
+                scopes.put(key, generation, now_day, found)
+        else:
+            found = self._read_scope(profile_id, project_id, now_day)
+        return None if found is None else score_rows(found, query, now=now, k=k)
+
+    def _read_scope(
+        self, profile_id: str, project_id: str | None, now_day: float
+    ) -> list[dict[str, Any]] | None:
+        """The live memories of a scope as rows for ``score_rows`` (None: more than
+        ``small_set``)."""
         params: dict[str, Any] = {
             "profile": profile_id,
-            "now_day": index.day_number(now),
+            "now_day": now_day,
             "limit": self.small_set + 1,
         }
         if project_id is not None:
@@ -456,7 +481,7 @@ class MemoryStore:
                     "tags_list": _tag_tuple(r[7]),
                 }
             )
-        return score_rows(found, query, now=now, k=k)
+        return found
 
     def get(self, memory_id: str, *, now: datetime | None = None) -> dict[str, Any]:
         now = self.now(now)
@@ -631,6 +656,43 @@ class SplitTexts:
 
 SPLIT_TEXTS = SplitTexts(20_000)
 
+MISSING: Any = object()
+
+
+class ScopeRows:
+    """The live memories of recently ranked scopes, as read at a store generation.
+
+    ``generation()`` is the writer's count of committed transactions; every write of
+    ``agent_memory`` goes through that writer, so while the count stands still the rows are
+    what the store holds. Rows are kept under the count seen before reading them: a commit
+    during the read moves the count on, so they are never served after it. Rows read at one
+    moment serve later moments too: the query's fade test only drops memories sooner than
+    the scorer's exact test would, and time only makes more of them fade. A clock that runs
+    backwards reads again.
+    """
+
+    def __init__(self, generation: Callable[[], int], size: int = 256) -> None:
+        self.generation = generation
+        self.size = size
+        self._held: OrderedDict[tuple[Any, ...], tuple[int, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], generation: int, now_day: float) -> Any:
+        """The rows kept for ``key`` (None: too many to rank in Python), or ``MISSING``."""
+        with self._lock:
+            kept = self._held.get(key)
+            if kept is None or kept[0] != generation or now_day < kept[1]:
+                return MISSING
+            self._held.move_to_end(key)
+            return kept[2]
+
+    def put(self, key: tuple[Any, ...], generation: int, now_day: float, rows: Any) -> None:
+        with self._lock:
+            self._held[key] = (generation, now_day, rows)
+            self._held.move_to_end(key)
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+
 
 @functools.lru_cache(maxsize=4096)
 def _tag_tuple(value: str | None) -> tuple[str, ...]:
@@ -672,4 +734,12 @@ def _check_int(value: Any, name: str) -> int:
     return value
 
 
-__all__ = ["EFFECTIVE_SQL", "MAX_CONTENT_CHARS", "REINFORCE", "MemoryStore", "Remembered"]
+__all__ = [
+    "EFFECTIVE_SQL",
+    "MAX_CONTENT_CHARS",
+    "REINFORCE",
+    "MemoryStore",
+    "Remembered",
+    "ScopeRows",
+    "SplitTexts",
+]

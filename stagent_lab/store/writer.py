@@ -95,6 +95,9 @@ class EventWriter:
         self._pending_rows = 0
         self.rows_written = 0
         self.batches_written = 0
+        # Transactions committed so far. A reader that keeps rows of a table only this
+        # writer changes (agent_memory: the scopes runs rank) drops them when this moves.
+        self.commits = 0
         self.dropped: list[Dropped] = []
         self.failing_since: float | None = None
         self.retry_at = 0.0
@@ -259,6 +262,7 @@ class EventWriter:
             for op in planner.plan(batch):
                 planner.apply(con, op, self._clean_text)
             con.execute("COMMIT")
+            self.commits += 1
         except BaseException:
             try:
                 con.execute("ROLLBACK")

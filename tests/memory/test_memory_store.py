@@ -371,3 +371,51 @@ def test_split_texts_keeps_the_most_recently_used():
     assert set(held.get_many([("a", 1), ("b", 2), ("c", 3)])) == {("a", 1), ("c", 3)}
     assert len(held) == 2
     assert held.get_many([("a", 9)]) == {}  # another text of "a": not held
+
+
+class CountsScopeReads:
+    """A connection that counts the reads of a scope's live memories."""
+
+    def __init__(self, con) -> None:
+        self.con = con
+        self.scope_reads = 0
+
+    def execute(self, sql, params=None):
+        if "AS content_hash" in sql:
+            self.scope_reads += 1
+        return self.con.execute(sql, params)
+
+
+def test_a_ranked_scope_is_kept_until_the_next_commit(mem, clock):
+    from stagent_lab.store.memory import ScopeRows
+
+    _fill(mem, clock, 20)
+    commits = [0]
+    reads = CountsScopeReads(mem.con)
+    runs = MemoryStore(reads, clock=clock, scopes=ScopeRows(lambda: commits[0]))
+    first = runs.top_lines("p", "acme invoice", k=5)
+    clock.advance(hours=1)
+    assert runs.top_lines("p", "deploy", k=5) and reads.scope_reads == 1  # kept
+    added = mem.add("p", "The acme invoice run moved to Fridays.", confidence=1000)
+    again = runs.top_lines("p", "acme invoice", k=5)  # not committed, as far as it knows
+    assert [r[0] for r in again] == [r[0] for r in first] and added.id not in [r[0] for r in again]
+    commits[0] += 1
+    assert runs.top_lines("p", "acme invoice", k=1)[0][0] == added.id
+    assert reads.scope_reads == 2
+    runs.top_lines("p", "acme", k=5, project_id="proj-9")
+    assert reads.scope_reads == 3  # another scope: read on its own
+    clock.advance(hours=-2)  # a clock that runs backwards reads again
+    runs.top_lines("p", "acme invoice", k=5)
+    assert reads.scope_reads == 4
+
+
+def test_a_scope_too_large_to_rank_in_python_is_remembered_as_such(mem, clock):
+    from stagent_lab.store.memory import ScopeRows
+
+    _fill(mem, clock, 20)
+    reads = CountsScopeReads(mem.con)
+    runs = MemoryStore(reads, clock=clock, scopes=ScopeRows(lambda: 0))
+    runs.small_set = 5
+    ranked = runs.top_lines("p", "acme", k=3)
+    assert ranked == runs.top_lines("p", "acme", k=3) and len(ranked) == 3  # the ranked query
+    assert reads.scope_reads == 1

@@ -101,8 +101,10 @@ def test_a_failed_commit_keeps_every_row_and_retries_in_order(con):
     assert writer.flush() == 0
     assert writer.flush() == 0
     assert failing.commits_refused == 3
+    assert writer.commits == 0  # what readers compare: nothing new is in the store
     assert len(warnings) == 1 and "cannot take writes" in warnings[0]
     assert writer.flush() == 5  # space is back
+    assert writer.commits == 1
     seqs = [r[0] for r in con.execute("SELECT seq FROM agent_logs ORDER BY id").fetchall()]
     assert seqs == [1, 2, 3, 4, 5]
     assert len(warnings) == 2 and "again" in warnings[1]
