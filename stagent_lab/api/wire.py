@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stagent_lab import errors as errors_module
@@ -66,6 +67,40 @@ def encode_result(request: Request, result: Any) -> tuple[bytes | memoryview, st
         return b'{"result": null}', "application/json"
     payload = _adapter(rtype).dump_json(result, fallback=str).decode()
     return f'{{"result": {payload}}}'.encode(), "application/json"
+
+
+def encode_batches(schema: Any, batches: Iterable[Any]) -> Iterator[bytes]:
+    """An Arrow IPC stream written as it goes: the schema with the first batch, then one chunk
+    per batch, then the end-of-stream marker (what ``decode_result`` reads back whole)."""
+    import pyarrow as pa
+
+    sink = _Chunks()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            yield sink.take()
+    yield sink.take()
+
+
+class _Chunks:
+    """A write-only file that hands over what was written so far."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
 
 
 def decode_result(request: Request, body: bytes, media_type: str) -> Any:

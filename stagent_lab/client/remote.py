@@ -132,6 +132,15 @@ class RemoteWorkspace:
         response = self._transport.handle_request(request)
         try:
             response.read()
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if response.status_code != 200:
+                raise
+            # A streamed answer (lab.sql) starts before its last rows exist.
+            raise errors.ServiceError(
+                "the workspace service's answer broke off before its end: the query failed "
+                "while it ran, or the service stopped (its log says which: "
+                f"{conn.service_dir(self._home) / conn.LOG_FILE}) ({type(exc).__name__})"
+            ) from None
         finally:
             response.close()
         return response

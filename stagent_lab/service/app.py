@@ -24,18 +24,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stagent_lab.api import wire
-from stagent_lab.api.requests import SubmitTask, parse_request
-from stagent_lab.errors import InvalidInput
+from stagent_lab.api.requests import Sql, SubmitTask, parse_request
+from stagent_lab.errors import InvalidInput, StagentError
 
 if TYPE_CHECKING:
     from stagent_lab.service.core import WorkspaceService
@@ -87,7 +87,12 @@ def build_app(
     async def run_in_threadpool(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    def answer(req: Any, held: _Held) -> tuple[bytes, str]:
+    def answer(req: Any, held: _Held, stream: bool = False) -> tuple[Any, str]:
+        if stream and isinstance(req, Sql):  # rows travel while DuckDB computes the rest
+            if service.closed:
+                raise StagentError("this workspace is closed")
+            schema, batches = service.sql_batches(req)
+            return wire.encode_batches(schema, batches), wire.ARROW
         if not isinstance(req, SubmitTask):  # one worker-thread hop per request
             return wire.encode_result(req, service.handle(req))
         # A submit's answer goes out before the engine starts creating the task (the task is
@@ -105,8 +110,11 @@ def build_app(
             return False
         return hmac.compare_digest(given[7:].encode(), secret)
 
-    async def dispatch(body: bytes) -> tuple[bytes | memoryview, int, str, _Held]:
-        """One contract call: (answer, status, media type, the work to post once it is sent)."""
+    async def dispatch(
+        body: bytes, *, stream: bool = False
+    ) -> tuple[bytes | memoryview | Iterator[bytes], int, str, _Held]:
+        """One contract call: (answer, status, media type, the work to post once it is sent).
+        With ``stream``, a ``lab.sql`` answer is an iterator of Arrow IPC chunks."""
         held = _Held(service.release_posts)
         try:
             req = parse_request(json.loads(body))
@@ -116,7 +124,7 @@ def build_app(
             )
             return data, status, JSON, held
         try:
-            data, media = await run_in_threadpool(answer, req, held)
+            data, media = await run_in_threadpool(answer, req, held, stream)
         except BaseException as exc:
             held.release()  # the work a handler started is never left unposted
             if not isinstance(exc, Exception):  # cancelled: the service is stopping
@@ -140,7 +148,9 @@ def build_app(
         if len(body) > MAX_BODY:
             too_big = {"error": {"type": "InvalidInput", "message": "request body too large"}}
             return JSONResponse(too_big, 413)
-        data, status, media, held = await dispatch(body)
+        data, status, media, held = await dispatch(body, stream=True)
+        if not isinstance(data, bytes | memoryview):
+            return StreamingResponse(_logged(data), media_type=media)
         if not held.posts:
             return Response(data, status_code=status, media_type=media)
         return _ThenPost(data, media_type=media, then=held.release)
@@ -325,6 +335,20 @@ class _ThenPost(Response):
             await super().__call__(scope, receive, send)
         finally:
             self._then()
+
+
+def _logged(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A streamed answer that says in the service log why it broke off (the client, whose
+    status line already went out, sees the stream end early)."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+    except Exception as exc:
+        log.warning("a streamed answer broke off after %d bytes: %s: %s",
+                    sent, type(exc).__name__, exc)  # fmt: skip
+        raise
 
 
 async def _drain(ws: WebSocket) -> None:

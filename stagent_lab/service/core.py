@@ -65,7 +65,7 @@ from stagent_lab.store import tasks as tasks_repo
 from stagent_lab.store import views as views_repo
 from stagent_lab.store.db import Store
 from stagent_lab.store.migrations import MigrationSet, registered_sets
-from stagent_lab.store.sql import read_only_sql
+from stagent_lab.store.sql import read_only_batches, read_only_sql
 from stagent_lab.tools import builtin_registry
 
 DEFAULT_PROJECT = "default"
@@ -654,6 +654,30 @@ class WorkspaceService:
     def _sql(self, r: rq.Sql) -> pa.Table:
         self.fresh()
         return read_only_sql(self.reader(), r.query, r.params)
+
+    def sql_batches(self, r: rq.Sql) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """``lab.sql`` for a client of the service: the schema and the batches, computed as
+        they are read, on a cursor of their own that closes with the iterator. The first batch
+        is computed here, so a query that cannot run fails before anything is sent."""
+        self.fresh()
+        cur = self.store.cursor()
+        try:
+            reader = read_only_batches(cur, r.query, r.params)
+            first = next(iter(reader), None)
+        except BaseException:
+            cur.close()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                if first is not None:
+                    yield first
+                yield from reader
+            finally:
+                reader.close()
+                cur.close()
+
+        return reader.schema, batches()
 
     # ---- inbox and rules ---------------------------------------------------------------
 

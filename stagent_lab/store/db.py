@@ -91,6 +91,13 @@ class Store:
             self._local.generation = self._generation
         return cur
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own, for a read that outlives the call that starts it (a streamed
+        answer); the caller closes it."""
+        if self.closed:
+            raise WorkspaceError("this workspace is closed")
+        return self.con.cursor()
+
     def query_arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
         """Rows as a pyarrow Table (what the service sends over the wire)."""
         if self.closed:

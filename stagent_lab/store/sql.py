@@ -16,9 +16,11 @@ from stagent_lab.errors import InvalidInput
 _READ_PRAGMAS = ("version", "table_info", "show_tables", "database_size", "storage_info", "show")
 
 
-def read_only_sql(
-    con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | dict[str, Any] | None
-) -> Any:
+BATCH_ROWS = 122_880  # rows per Arrow batch of a streamed answer (DuckDB's row group size)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Raise InvalidInput unless every statement of ``query`` only reads."""
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
@@ -37,4 +39,24 @@ def read_only_sql(
             f"lab.sql runs read-only queries; a {kind.name} statement is not allowed "
             "(the workspace changes only through the engine: use the Lab API)"
         )
+
+
+def read_only_sql(
+    con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | dict[str, Any] | None
+) -> Any:
+    """The answer as one pyarrow Table."""
+    check_read_only(con, query)
     return con.sql(query, params=params or None).to_arrow_table()
+
+
+def read_only_batches(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: list[Any] | dict[str, Any] | None,
+    rows: int = BATCH_ROWS,
+) -> Any:
+    """The answer as a pyarrow RecordBatchReader that DuckDB fills while it is read, so the
+    first rows can travel while the last are computed. ``con`` must stay open, and used by
+    nobody else, until the reader is done."""
+    check_read_only(con, query)
+    return con.sql(query, params=params or None).to_arrow_reader(rows)

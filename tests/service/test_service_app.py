@@ -162,3 +162,58 @@ def test_held_work_is_posted_exactly_once_whoever_lets_go_first():
     given_up.add(["b", "c"])  # the handler finishes later: its thread posts them itself
     given_up.release()
     assert got == ["a", "b", "c"]
+
+
+BROKEN_LATE = (
+    "SELECT CASE WHEN i < 1500000 THEN i ELSE error('boom at ' || i) END AS v "
+    "FROM range(2000000) t(i)"
+)
+
+
+def test_a_sql_answer_is_streamed_batch_by_batch_and_reads_back_whole(served):
+    import pyarrow as pa
+
+    _, client = served
+    query = rq.Sql(query="SELECT i, 'row ' || i AS label FROM range(300000) t(i) ORDER BY i")
+    resp = client.post("/v1/call", content=wire.encode_request(query))
+    assert resp.status_code == 200 and resp.headers["content-type"] == wire.ARROW
+    assert "content-length" not in resp.headers  # sent while computed, length unknown
+    batches = list(pa.ipc.open_stream(resp.content))
+    assert len(batches) >= 3  # 122,880 rows a batch
+    table = wire.decode_result(query, resp.content, wire.ARROW)
+    assert table.num_rows == 300000
+    assert table["i"].to_pylist() == list(range(300000))
+    assert table["label"][299999].as_py() == "row 299999"
+
+
+def test_a_sql_answer_on_the_rpc_socket_comes_whole(served):
+    _, client = served
+    query = rq.Sql(query="SELECT 7 AS x")
+    with client.websocket_connect("/v1/rpc") as ws:
+        head, body = _rpc(ws, wire.encode_request(query))
+    assert head == {"status": 200, "media": wire.ARROW}
+    assert wire.decode_result(query, body, wire.ARROW)["x"].to_pylist() == [7]
+
+
+def test_a_query_that_cannot_run_fails_before_anything_is_sent(served):
+    _, client = served
+    status, out = _call(client, rq.Sql(query="SELEC nope"))
+    assert status == 400 and out["error"]["type"] == "InvalidInput"
+    assert "syntax error" in out["error"]["message"]
+    status, out = _call(client, rq.Sql(query="SELECT error('early') AS v"))  # the first batch
+    assert status >= 400 and "early" in out["error"]["message"]
+    status, out = _call(client, rq.Sql(query="DELETE FROM tasks"))
+    assert status == 400 and "read-only" in out["error"]["message"]
+
+
+def test_a_query_that_fails_midway_breaks_off_and_the_service_goes_on(served, caplog):
+    import duckdb
+
+    _, client = served
+    with pytest.raises((duckdb.Error, OSError), match="boom at"):  # Arrow's reader re-raises
+        client.post("/v1/call", content=wire.encode_request(rq.Sql(query=BROKEN_LATE)))
+    assert any("broke off after" in r.getMessage() and "boom at" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    query = rq.Sql(query="SELECT count(*) AS n FROM range(1000)")
+    resp = client.post("/v1/call", content=wire.encode_request(query))
+    assert wire.decode_result(query, resp.content, wire.ARROW)["n"].to_pylist() == [1000]

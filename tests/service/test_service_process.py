@@ -444,3 +444,20 @@ def test_a_filtered_subscription_gets_only_the_events_it_names(home, profiles_di
         assert "running" in [e["status"] for e in mine]
         logs = lab.logs(h.id)
         assert "assistant_text" in set(logs["event"])  # the unnamed events still happened
+
+
+def test_a_sql_answer_that_breaks_off_says_so_and_the_next_query_works(home, profiles_dir):
+    """lab.sql through the service is streamed: a query that fails after its first rows were
+    sent ends the stream early, and the client says where to look instead of returning rows."""
+    with Lab(home=home, profile_dirs=[profiles_dir]) as lab:
+        df = lab.sql("SELECT i FROM range(400000) t(i) ORDER BY i")
+        assert len(df) == 400000 and df["i"].iloc[-1] == 399999
+        with pytest.raises(StagentError, match="broke off before its end") as info:
+            lab.sql(
+                "SELECT CASE WHEN i < 1500000 THEN i ELSE error('boom at ' || i) END AS v "
+                "FROM range(2000000) t(i)"
+            )
+        assert "service.log" in str(info.value)
+        assert lab.sql("SELECT 41 + 1 AS x")["x"].tolist() == [42]
+    log = (conn.service_dir(home) / conn.LOG_FILE).read_text()
+    assert "broke off after" in log and "boom at" in log
