@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -101,6 +102,43 @@ class _Chunks:
         out = b"".join(self._parts)
         self._parts.clear()
         return out
+
+
+def read_stream(chunks: Iterable[bytes]) -> Any:
+    """An Arrow IPC stream read while its chunks arrive (an HTTP body), as a pyarrow Table.
+    An error raised while a chunk is read comes out unchanged."""
+    import pyarrow as pa
+
+    source = _ChunkFile(chunks)
+    table = pa.ipc.open_stream(io.BufferedReader(source, 1 << 20)).read_all()
+    for _ in source.rest():  # to the body's end, so its connection can serve the next call
+        pass
+    return table
+
+
+class _ChunkFile(io.RawIOBase):
+    """A read-only file over an iterable of byte chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._view = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._view:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._view = memoryview(chunk)
+        n = min(len(buffer), len(self._view))
+        buffer[:n] = self._view[:n]
+        self._view = self._view[n:]
+        return n
+
+    def rest(self) -> Iterator[bytes]:
+        return self._chunks
 
 
 def decode_result(request: Request, body: bytes, media_type: str) -> Any:

@@ -124,14 +124,20 @@ class RemoteWorkspace:
         self._call_ext = {"timeout": timeout.as_dict()}
         self._rpc = _CallSocket(info, self._identity)
 
-    def _post_call(self, body: bytes) -> httpx.Response:
+    def _post_call(self, body: bytes) -> tuple[int, str, Any]:
+        """(status, media type, body) of a call over HTTP. An Arrow answer is decoded while it
+        arrives (the service streams ``lab.sql``), so its body comes back as a pyarrow Table."""
         request = httpx.Request(
             "POST", self._call_url, headers=self._call_headers, content=body,
             extensions=self._call_ext,
         )  # fmt: skip
         response = self._transport.handle_request(request)
+        media = response.headers.get("content-type", "application/json")
         try:
+            if response.status_code == 200 and media.startswith(wire.ARROW):
+                return 200, media, wire.read_stream(response.stream)
             response.read()
+            return response.status_code, media, response.content
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if response.status_code != 200:
                 raise
@@ -143,7 +149,6 @@ class RemoteWorkspace:
             ) from None
         finally:
             response.close()
-        return response
 
     def _recover(self, cause: BaseException) -> BaseException | None:
         """The service went away: start a new one. A service that stopped on purpose (idle, or
@@ -201,22 +206,21 @@ class RemoteWorkspace:
                 status, media, content = answer
                 return self._result(request, status, media, content)
         try:
-            resp = self._post_call(body)
+            answer = self._post_call(body)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             problem = self._recover(exc)
             if problem is not None:
                 raise problem from None
-            resp = self._post_call(body)  # it had stopped for idleness
+            answer = self._post_call(body)  # it had stopped for idleness
         except httpx.TimeoutException:
             raise errors.ServiceError(
                 f"the workspace service did not answer a {request.kind} call within "
                 f"{CALL_TIMEOUT_S:g} s"
             ) from None
-        media = resp.headers.get("content-type", "application/json")
-        return self._result(request, resp.status_code, media, resp.content)
+        return self._result(request, *answer)
 
     @staticmethod
-    def _result(request: Request, status: int, media: str, content: bytes) -> Any:
+    def _result(request: Request, status: int, media: str, content: Any) -> Any:
         if status == 401:
             raise errors.ServiceError(
                 "the workspace service refused this client's token (it was restarted by "
@@ -224,6 +228,8 @@ class RemoteWorkspace:
             )
         if status != 200:
             raise wire.decode_error(content, status)
+        if not isinstance(content, bytes | bytearray | memoryview):
+            return content  # decoded as it arrived
         return wire.decode_result(request, content, media)
 
     def status(self) -> dict[str, Any]:
