@@ -671,27 +671,48 @@ class ScopeRows:
     backwards reads again.
     """
 
-    def __init__(self, generation: Callable[[], int], size: int = 256) -> None:
+    def __init__(self, generation: Callable[[], int], max_rows: int = 20_000) -> None:
         self.generation = generation
-        self.size = size
-        self._held: OrderedDict[tuple[Any, ...], tuple[int, float, Any]] = OrderedDict()
+        self.max_rows = max_rows
+        self._held: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+        self._generation = -1  # what everything held was read at
+        self._rows = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple[Any, ...], generation: int, now_day: float) -> Any:
         """The rows kept for ``key`` (None: too many to rank in Python), or ``MISSING``."""
         with self._lock:
             kept = self._held.get(key)
-            if kept is None or kept[0] != generation or now_day < kept[1]:
+            if kept is None or generation != self._generation or now_day < kept[0]:
                 return MISSING
             self._held.move_to_end(key)
-            return kept[2]
+            return kept[1]
 
     def put(self, key: tuple[Any, ...], generation: int, now_day: float, rows: Any) -> None:
+        """Keep ``rows`` (read at ``generation``). Rows of an older generation can never be
+        served again: a newer one drops them all, and a read older than them is not kept.
+        At most ``max_rows`` rows are held, the scopes used least recently leave first."""
         with self._lock:
-            self._held[key] = (generation, now_day, rows)
-            self._held.move_to_end(key)
-            while len(self._held) > self.size:
-                self._held.popitem(last=False)
+            if generation < self._generation:
+                return
+            if generation > self._generation:
+                self._held.clear()
+                self._generation, self._rows = generation, 0
+            old = self._held.pop(key, None)
+            if old is not None:
+                self._rows -= _count(old[1])
+            self._held[key] = (now_day, rows)
+            self._rows += _count(rows)
+            while self._rows > self.max_rows and len(self._held) > 1:
+                _, (_, gone) = self._held.popitem(last=False)
+                self._rows -= _count(gone)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+def _count(rows: list[Any] | None) -> int:
+    return 1 if rows is None else max(len(rows), 1)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -419,3 +419,19 @@ def test_a_scope_too_large_to_rank_in_python_is_remembered_as_such(mem, clock):
     ranked = runs.top_lines("p", "acme", k=3)
     assert ranked == runs.top_lines("p", "acme", k=3) and len(ranked) == 3  # the ranked query
     assert reads.scope_reads == 1
+
+
+def test_scope_rows_hold_one_generation_and_a_bounded_number_of_rows():
+    from stagent_lab.store.memory import MISSING, ScopeRows
+
+    held = ScopeRows(lambda: 0, max_rows=10)
+    held.put(("p", None, 500), 3, 100.0, [{"id": "a"}] * 4)
+    held.put(("q", None, 500), 3, 100.0, [{"id": "b"}] * 4)
+    assert held.get(("p", None, 500), 3, 100.5) == [{"id": "a"}] * 4
+    held.put(("r", None, 500), 3, 100.0, [{"id": "c"}] * 4)  # 12 rows: "q" used least lately
+    assert held.get(("q", None, 500), 3, 100.0) is MISSING and len(held) == 2
+    held.put(("s", None, 500), 2, 100.0, [])  # read before the last commit: never served
+    assert held.get(("s", None, 500), 2, 100.0) is MISSING and len(held) == 2
+    held.put(("s", None, 500), 4, 100.0, None)  # a newer commit: the rest can go
+    assert len(held) == 1 and held.get(("s", None, 500), 4, 100.0) is None
+    assert held.get(("p", None, 500), 4, 100.0) is MISSING
