@@ -6,8 +6,9 @@
 * ``service.event_latency_p95`` — from the moment the engine records an event to the moment a
   subscribed client's callback runs, through the WebSocket, vs an in-process subscriber; goal
   p95 < 25 ms.
-* ``service.sql_1m_rows`` — ``lab.sql`` of 1M rows (4 columns) arriving as a DataFrame through
-  Arrow IPC vs in-process; ratio = in-process time / service time (goal ≥ 0.5).
+* ``service.sql_1m_rows`` — ``lab.sql`` of 1M rows (4 columns) arriving as a DataFrame through an
+  Arrow IPC stream (sent batch by batch while DuckDB computes it) vs in-process; ratio =
+  in-process time / service time (goal ≥ 0.5).
 """
 
 from __future__ import annotations
