@@ -217,3 +217,12 @@ def test_a_query_that_fails_midway_breaks_off_and_the_service_goes_on(served, ca
     query = rq.Sql(query="SELECT count(*) AS n FROM range(1000)")
     resp = client.post("/v1/call", content=wire.encode_request(query))
     assert wire.decode_result(query, resp.content, wire.ARROW)["n"].to_pylist() == [1000]
+
+
+def test_an_empty_sql_answer_streams_its_columns(served):
+    _, client = served
+    query = rq.Sql(query="SELECT i, 'x' AS label FROM range(10) t(i) WHERE i > 100")
+    resp = client.post("/v1/call", content=wire.encode_request(query))
+    assert resp.status_code == 200 and "content-length" not in resp.headers
+    table = wire.decode_result(query, resp.content, wire.ARROW)
+    assert table.num_rows == 0 and table.column_names == ["i", "label"]
