@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stagent_lab.api import wire
 from stagent_lab.api.requests import Sql, SubmitTask, parse_request
-from stagent_lab.errors import InvalidInput, StagentError
+from stagent_lab.errors import InvalidInput
 
 if TYPE_CHECKING:
     from stagent_lab.service.core import WorkspaceService
@@ -89,8 +89,6 @@ def build_app(
 
     def answer(req: Any, held: _Held, stream: bool = False) -> tuple[Any, str]:
         if stream and isinstance(req, Sql):  # rows travel while DuckDB computes the rest
-            if service.closed:
-                raise StagentError("this workspace is closed")
             schema, batches = service.sql_batches(req)
             return wire.encode_batches(schema, batches), wire.ARROW
         if not isinstance(req, SubmitTask):  # one worker-thread hop per request

@@ -659,6 +659,8 @@ class WorkspaceService:
         """``lab.sql`` for a client of the service: the schema and the batches, computed as
         they are read, on a cursor of their own that closes with the iterator. The first batch
         is computed here, so a query that cannot run fails before anything is sent."""
+        if self.closed:
+            raise StagentError("this workspace is closed")
         self.fresh()
         cur = self.store.cursor()
         try:

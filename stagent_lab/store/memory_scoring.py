@@ -16,9 +16,9 @@ A memory's score for a task is a weighted sum of four parts, each in [0, 1]::
 * ``recency`` — ``exp(-days_since(updated_at) / 30)``: knowledge written or confirmed lately.
 * ``tag_match`` — 1 when one of the memory's tags equals a query term or a requested tag.
 
-The SQL in ``store.py`` computes the same numbers over a whole profile in one query; the
-row-at-a-time functions here are the reference (tests compare the two, and the benchmark uses
-them as the naive baseline).
+The SQL in ``memory_index.py`` computes the same numbers over a whole profile in one query; the
+plain-Python functions here are the reference (tests compare the two), what a run uses for a
+scope of at most ``memory.SMALL_SET`` memories, and the benchmark's naive baseline.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def prefilter_words(content_words: Sequence[str], threshold: float = NEAR_DUPLIC
     return distinct[: max(1, len(distinct) - need + 1)]
 
 
-# ---- the reference scorer (row at a time) ----------------------------------------------
+# ---- the reference scorer (plain Python) -----------------------------------------------
 
 
 def days_between(start: datetime | None, end: datetime) -> float:
